@@ -1,0 +1,100 @@
+package pipeline
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/shopspring/decimal"
+)
+
+// CanonicalStage is one of the standard stages every vendor stage maps to, so metrics and
+// rules read the same across CRMs.
+type CanonicalStage string
+
+// The standard stages, in funnel order.
+const (
+	StageLeadGeneration  CanonicalStage = "lead_generation"
+	StageQualification   CanonicalStage = "qualification"
+	StageNeedsAssessment CanonicalStage = "needs_assessment"
+	StageProposal        CanonicalStage = "proposal"
+	StageNegotiation     CanonicalStage = "negotiation"
+	StageClosing         CanonicalStage = "closing"
+	StageClosedWon       CanonicalStage = "closed_won"
+	StageClosedLost      CanonicalStage = "closed_lost"
+)
+
+// CanonicalStages lists the standard stages in funnel order.
+var CanonicalStages = []CanonicalStage{
+	StageLeadGeneration, StageQualification, StageNeedsAssessment, StageProposal,
+	StageNegotiation, StageClosing, StageClosedWon, StageClosedLost,
+}
+
+// ParseCanonicalStage returns the standard stage named s, or an error listing the valid names.
+func ParseCanonicalStage(s string) (CanonicalStage, error) {
+	for _, c := range CanonicalStages {
+		if string(c) == s {
+			return c, nil
+		}
+	}
+	names := make([]string, len(CanonicalStages))
+	for i, c := range CanonicalStages {
+		names[i] = string(c)
+	}
+	return "", fmt.Errorf("unknown canonical stage %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// Open reports whether deals in the stage are still being worked.
+func (c CanonicalStage) Open() bool { return c != StageClosedWon && c != StageClosedLost && c != "" }
+
+// GuessCanonical maps a vendor stage to a standard stage from its closed/won flags, its
+// name and its probability. Closed stages map only from their flags: a stage is never
+// guessed as won. It returns "" when nothing is convincing, so the stage is reported as
+// unmapped instead of silently misfiled.
+func GuessCanonical(name string, probability *decimal.Decimal, isClosed, isWon bool) CanonicalStage {
+	if isClosed {
+		if isWon {
+			return StageClosedWon
+		}
+		return StageClosedLost
+	}
+	n := strings.ToLower(name)
+	for _, kw := range nameKeywords {
+		for _, w := range kw.words {
+			if strings.Contains(n, w) {
+				return kw.stage
+			}
+		}
+	}
+	if probability == nil {
+		return ""
+	}
+	p := probability.InexactFloat64()
+	switch {
+	case p <= 0.1:
+		return StageLeadGeneration
+	case p <= 0.3:
+		return StageQualification
+	case p <= 0.5:
+		return StageNeedsAssessment
+	case p <= 0.7:
+		return StageProposal
+	case p <= 0.85:
+		return StageNegotiation
+	case p < 1:
+		return StageClosing
+	}
+	return ""
+}
+
+// nameKeywords are checked in order; the first stage whose word occurs in the name wins.
+var nameKeywords = []struct {
+	stage CanonicalStage
+	words []string
+}{
+	{StageNegotiation, []string{"negotiat", "decision maker", "decisionmaker", "bought-in", "bought in"}},
+	{StageClosing, []string{"contract", "closing", "signature", "commit"}},
+	{StageProposal, []string{"proposal", "quote", "presentation", "demo"}},
+	{StageNeedsAssessment, []string{"needs", "discovery", "assessment", "analysis"}},
+	{StageQualification, []string{"qualif", "appointment", "meeting scheduled"}},
+	{StageLeadGeneration, []string{"lead", "prospect", "new"}},
+}
