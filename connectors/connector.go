@@ -5,6 +5,7 @@ package connectors
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/pipewatch/pipewatch/pipeline"
@@ -87,4 +88,13 @@ func StreamByName(c Connector, name string) (Stream, bool) {
 		}
 	}
 	return Stream{}, false
+}
+
+// Stats counts the HTTP traffic of one sync run; the shared HTTP client chain fills it and
+// the engine records it in sync_runs.
+type Stats struct {
+	// Requests counts attempts sent to the vendor, retries included.
+	Requests atomic.Int64
+	// Retries counts attempts that repeated an earlier failed attempt.
+	Retries atomic.Int64
 }

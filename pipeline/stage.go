@@ -98,3 +98,36 @@ var nameKeywords = []struct {
 	{StageQualification, []string{"qualif", "appointment", "meeting scheduled"}},
 	{StageLeadGeneration, []string{"lead", "prospect", "new"}},
 }
+
+// StageMap overrides the canonical stage of vendor stages, keyed by the vendor stage's
+// external id or by its name (the id wins when both match). It is the `stage_map` of a
+// connection in the config file.
+type StageMap map[string]CanonicalStage
+
+// Resolve returns the canonical stage for s: an override from m, else the connector's
+// vendor default (s.Canonical), else GuessCanonical. Closed stages keep their won/lost
+// meaning: an override can't turn a lost stage into a won one or an open stage into a
+// closed one.
+func (m StageMap) Resolve(s Stage) CanonicalStage {
+	c, ok := m[s.ExternalID]
+	if !ok {
+		c, ok = m[s.Name]
+	}
+	if ok && consistent(c, s) {
+		return c
+	}
+	if s.Canonical != "" && consistent(s.Canonical, s) {
+		return s.Canonical
+	}
+	return GuessCanonical(s.Name, s.Probability, s.IsClosed, s.IsWon)
+}
+
+func consistent(c CanonicalStage, s Stage) bool {
+	switch c {
+	case StageClosedWon:
+		return s.IsClosed && s.IsWon
+	case StageClosedLost:
+		return s.IsClosed && !s.IsWon
+	}
+	return !s.IsClosed
+}
