@@ -2,9 +2,11 @@
 // test in a schema migrated once per test binary (TestTx), or a whole migrated schema for
 // tests that commit or run a started River client (TestSchema).
 //
-// The server comes from TEST_DATABASE_URL (default postgres://localhost:5432/pipewatch_test,
-// created when missing). When it cannot be reached the tests are skipped, except with
-// CI=true, where they fail: CI never passes by skipping.
+// The server comes from TEST_DATABASE_URL, else from the same discovery every pipewatch
+// command uses (internal/devdb): the default server postgres://localhost:5432 or a
+// private instance started from the installed PostgreSQL binaries, with the database
+// pipewatch_test (created when missing). When none can be had the tests are skipped,
+// except with CI=true, where they fail: CI never passes by skipping.
 package dbtest
 
 import (
@@ -14,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -31,8 +34,8 @@ import (
 	"github.com/pipewatch/pipewatch/migrations"
 )
 
-// DefaultURL is the test server used when TEST_DATABASE_URL is unset.
-const DefaultURL = "postgres://localhost:5432/pipewatch_test"
+// Database is the test database on a discovered server.
+const Database = "pipewatch_test"
 
 // schemaTTL is how old a leftover test schema must be before a later run drops it.
 const schemaTTL = time.Hour
@@ -47,12 +50,30 @@ var (
 	schemaSeq atomic.Int64
 )
 
-// URL is the connection string tests use.
-func URL() string {
-	if u := os.Getenv("TEST_DATABASE_URL"); u != "" {
-		return u
+// URL returns the connection string of the test database, for tests that start
+// processes or open their own connections. Like TestTx, it skips (or fails with CI=true)
+// when there is no database.
+func URL(ctx context.Context, tb testing.TB) string {
+	tb.Helper()
+	pool, _ := sharedSchema(ctx, tb)
+	return pool.Config().ConnString()
+}
+
+// SchemaURL is URL with the search_path set to schema (from TestSchema), so that a
+// separate process works in that schema.
+func SchemaURL(ctx context.Context, tb testing.TB, schema string) string {
+	tb.Helper()
+	u, err := url.Parse(URL(ctx, tb))
+	if err != nil {
+		tb.Fatalf("dbtest: parsing the test database URL: %v", err)
 	}
-	return DefaultURL
+	if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		tb.Fatalf("dbtest: SchemaURL needs a postgres:// URL in TEST_DATABASE_URL, got scheme %q", u.Scheme)
+	}
+	q := u.Query()
+	q.Set("options", "-c search_path="+schema)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // Main runs the package's tests, closes the shared pool and checks for leaked goroutines.
@@ -127,23 +148,26 @@ func sharedSchema(ctx context.Context, tb testing.TB) (*pgxpool.Pool, string) {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("dbtest: no test database (CI=true, so this fails instead of skipping): %v", shared.err)
 		}
-		tb.Skipf("dbtest: no test database, skipping (set TEST_DATABASE_URL): %v", shared.err)
+		tb.Skipf("dbtest: no test database, skipping: %v", shared.err)
 	}
 	return shared.pool, shared.schema
 }
 
 func connect(ctx context.Context) (*pgxpool.Pool, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()
-	cfg, err := pgxpool.ParseConfig(URL())
+	discovery := &devdb.Discovery{EnvVar: "TEST_DATABASE_URL", Database: Database,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	u, err := discovery.URL(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("parsing TEST_DATABASE_URL: %w", err)
-	}
-	if !strings.Contains(URL(), "pool_max_conns") {
-		cfg.MaxConns = 10 // packages run in parallel; keep the total under max_connections
-	}
-	if err := devdb.EnsureDatabase(ctx, cfg.ConnString()); err != nil {
 		return nil, err
+	}
+	cfg, err := pgxpool.ParseConfig(u)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the test database URL: %w", err)
+	}
+	if !strings.Contains(u, "pool_max_conns") {
+		cfg.MaxConns = 10 // packages run in parallel; keep the total under max_connections
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -1,5 +1,6 @@
-// Package devdb finds the Postgres database pipewatch uses: DATABASE_URL or the default,
-// created when missing.
+// Package devdb finds the Postgres database pipewatch uses (DATABASE_URL, the default
+// local server, or a private instance it starts itself) and creates the database when
+// it is missing. Every command and the test harness (internal/dbtest) share it.
 package devdb
 
 import (
@@ -13,7 +14,8 @@ import (
 )
 
 // EnsureDatabase creates the database named in url when the server has none of that name.
-// It connects to the server's maintenance database ("postgres") to do so.
+// It connects to the server's maintenance database ("postgres") to do so. When no
+// server answers at all the error wraps ErrNoServer.
 func EnsureDatabase(ctx context.Context, url string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
@@ -24,8 +26,11 @@ func EnsureDatabase(ctx context.Context, url string) error {
 		return conn.Close(ctx)
 	}
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "3D000" { // invalid_catalog_name
-		return fmt.Errorf("connecting to database %q: %w", cfg.Database, err)
+	if !errors.As(err, &pgErr) {
+		return fmt.Errorf("%w at %s:%d: %w", ErrNoServer, cfg.Host, cfg.Port, err)
+	}
+	if pgErr.Code != "3D000" { // invalid_catalog_name
+		return fmt.Errorf("connecting to database %q as %q: %w", cfg.Database, cfg.User, err)
 	}
 	name := cfg.Database
 	admin := cfg.Copy()
@@ -36,7 +41,8 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	}
 	defer aconn.Close(context.WithoutCancel(ctx))
 	_, err = aconn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize())
-	if errors.As(err, &pgErr) && pgErr.Code == "42P04" { // duplicate_database: created concurrently
+	// duplicate_database, or unique_violation on pg_database: created concurrently.
+	if errors.As(err, &pgErr) && (pgErr.Code == "42P04" || pgErr.Code == "23505") {
 		return nil
 	}
 	if err != nil {
