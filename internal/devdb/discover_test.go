@@ -74,7 +74,10 @@ func TestDiscovery(t *testing.T) {
 		t.Parallel()
 		server := dbtest.URL(ctx, t)
 		d := &devdb.Discovery{EnvVar: "DATABASE_URL", Database: "pipewatch_test", DefaultURL: server, LookupEnv: noEnv,
-			LookPath: func(string) (string, error) { t.Error("looked for binaries although a server answers"); return "", exec.ErrNotFound }}
+			LookPath: func(string) (string, error) {
+				t.Error("looked for binaries although a server answers")
+				return "", exec.ErrNotFound
+			}}
 		pool, err := d.Open(ctx)
 		require.NoError(t, err)
 		defer pool.Close()
@@ -118,7 +121,10 @@ func TestDiscovery(t *testing.T) {
 		require.NoError(t, err)
 		u.User = url.User("no_such_role_pipewatch")
 		d := &devdb.Discovery{EnvVar: "DATABASE_URL", Database: "pipewatch_test", DefaultURL: u.String(), LookupEnv: noEnv,
-			LookPath: func(string) (string, error) { t.Error("looked for binaries although a server answers"); return "", exec.ErrNotFound }}
+			LookPath: func(string) (string, error) {
+				t.Error("looked for binaries although a server answers")
+				return "", exec.ErrNotFound
+			}}
 		_, err = d.URL(ctx)
 		require.Error(t, err)
 		require.NotErrorIs(t, err, devdb.ErrNoServer)
@@ -149,7 +155,10 @@ func TestDiscovery(t *testing.T) {
 		addr := closedPort(t)
 		d := &devdb.Discovery{EnvVar: "DATABASE_URL", Database: "pipewatch",
 			LookupEnv: func(string) (string, bool) { return "postgres://app:s3cret@" + addr + "/pipewatch", true },
-			LookPath:  func(string) (string, error) { t.Error("DATABASE_URL is set: no private instance"); return "", exec.ErrNotFound }}
+			LookPath: func(string) (string, error) {
+				t.Error("DATABASE_URL is set: no private instance")
+				return "", exec.ErrNotFound
+			}}
 		_, err := d.URL(ctx)
 		require.ErrorIs(t, err, devdb.ErrNoServer)
 		require.Contains(t, err.Error(), "using DATABASE_URL: no PostgreSQL server answers at 127.0.0.1:")
