@@ -32,7 +32,9 @@ func eRatio(n, d decimal.Decimal) decimal.NullDecimal {
 	return decimal.NewNullDecimal(n.DivRound(d, 20).Round(4))
 }
 
-func eCount(n, d int) decimal.NullDecimal { return eRatio(decimal.NewFromInt(int64(n)), decimal.NewFromInt(int64(d))) }
+func eCount(n, d int) decimal.NullDecimal {
+	return eRatio(decimal.NewFromInt(int64(n)), decimal.NewFromInt(int64(d)))
+}
 
 type expecter struct {
 	ds     *dataSet
@@ -252,10 +254,10 @@ func (c *cycleStats) mean() decimal.NullDecimal {
 
 func (e *expecter) closed() (analytics.WinRate, analytics.SalesCycle, []analytics.Velocity) {
 	type cur struct {
-		won, lost, noAmount  int
-		wonAmount, lostAmt   decimal.Decimal
-		wonWithAmount        int
-		cycle                cycleStats
+		won, lost, noAmount int
+		wonAmount, lostAmt  decimal.Decimal
+		wonWithAmount       int
+		cycle               cycleStats
 	}
 	byCur := map[string]*cur{}
 	var all cycleStats
