@@ -94,7 +94,9 @@ credentials sf: stored
 target ana@example.com 2026-Q4 USD: created (250000)
 target team east 2026-11 USD: created (1000000.5)
 target org 2026-Q4 EUR: created (5000000)
-applied 9 changes
+settings rules: updated
+settings routing: updated
+applied 11 changes
 `, first)
 		require.Equal(t, "no changes: the database already matches the file\n", apply(t, b, load(t, b)))
 

@@ -65,6 +65,8 @@ type File struct {
 	Teams       []Team
 	Connections []Connection
 	Targets     []Target
+	Rules       Rules
+	Routing     Routing
 }
 
 // Section is one top-level key of the config file.
@@ -84,6 +86,8 @@ var sections = []Section{
 	teamsSection,
 	connectionsSection,
 	targetsSection,
+	rulesSection,
+	routingSection,
 }
 
 // Load reads and validates the file at path. Environment variables named by the file
