@@ -259,7 +259,7 @@ func TestWriteBatch(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
 		early := pipeline.Batch{
-			Deals: []pipeline.Deal{{Record: rec("d1", t0), StageExternalID: "s1", OwnerExternalID: "o1", AccountExternalID: "a1", PipelineExternalID: "p1"}},
+			Deals:        []pipeline.Deal{{Record: rec("d1", t0), StageExternalID: "s1", OwnerExternalID: "o1", AccountExternalID: "a1", PipelineExternalID: "p1"}},
 			StageHistory: []pipeline.StageEntry{{DealExternalID: "d1", StageExternalID: "s1", EnteredAt: t0}},
 			Activities:   []pipeline.Activity{{Record: rec("e1", t0), Kind: pipeline.ActivityNote, DealExternalID: "d1", ContactExternalID: "c1"}},
 			Contacts:     []pipeline.Contact{{Record: rec("c1", t0), AccountExternalID: "a1"}},
@@ -329,14 +329,14 @@ func TestWriteBatch(t *testing.T) {
 	t.Run("DeletionOlderThanTheStoredVersionIsIgnored", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)
-		batch := pipeline.Batch{Deals: []pipeline.Deal{{Record: rec("d1", t0.Add(2 * time.Hour))}}}
+		batch := pipeline.Batch{Deals: []pipeline.Deal{{Record: rec("d1", t0.Add(2*time.Hour))}}}
 		write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &batch, SyncedAt: t0})
 		// Deleted at 10:00, restored and edited at 11:00: the deletion read late is stale.
 		del := pipeline.Batch{Deletions: []pipeline.Deletion{{Entity: pipeline.EntityDeals, ExternalID: "d1", DeletedAt: t0.Add(time.Hour)}}}
 		require.Equal(t, store.Counts{}, write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &del, SyncedAt: t0}))
 		// In one batch, the live version updated after the deletion wins.
 		both := pipeline.Batch{
-			Deals:     []pipeline.Deal{{Record: rec("d2", t0.Add(3 * time.Hour))}},
+			Deals:     []pipeline.Deal{{Record: rec("d2", t0.Add(3*time.Hour))}},
 			Deletions: []pipeline.Deletion{{Entity: pipeline.EntityDeals, ExternalID: "d2", DeletedAt: t0.Add(time.Hour)}},
 		}
 		require.Equal(t, store.Counts{Inserted: 1}, write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &both, SyncedAt: t0}))
