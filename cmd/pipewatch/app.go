@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"os"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -22,16 +21,15 @@ func newApp(stdout, stderr io.Writer) *app {
 	return &app{stdout: stdout, stderr: stderr, logger: newLogger(stderr)}
 }
 
-// db opens the database once: DATABASE_URL or the default, created when missing.
+// db opens the database once, found by devdb's discovery: DATABASE_URL, else the
+// default local server, else a private instance started from the installed PostgreSQL
+// binaries; the database is created when missing.
 func (a *app) db(ctx context.Context) (*pgxpool.Pool, error) {
 	if a.pool != nil {
 		return a.pool, nil
 	}
-	url := os.Getenv("DATABASE_URL")
-	if url == "" {
-		url = "postgres://localhost:5432/pipewatch"
-	}
-	pool, err := devdb.OpenPool(ctx, url)
+	discovery := &devdb.Discovery{EnvVar: "DATABASE_URL", Database: "pipewatch", Logger: a.logger}
+	pool, err := discovery.Open(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,8 @@ type command struct {
 
 var commands = map[string]command{
 	"migrate": {"apply app + River migrations (idempotent, safe concurrently)", runMigrate},
+	"apply":   {"validate a config file and apply it to the database (-f pipewatch.yaml)", runApply},
+	"worker":  {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
 }
 
 // errUsage marks a command-line mistake: the message is printed with the usage and exit code 2.

@@ -72,7 +72,7 @@ func SchemaURL(ctx context.Context, tb testing.TB, schema string) string {
 	}
 	q := u.Query()
 	q.Set("options", "-c search_path="+schema)
-	u.RawQuery = q.Encode()
+	u.RawQuery = strings.ReplaceAll(q.Encode(), "+", "%20") // pgx reads "+" literally
 	return u.String()
 }
 
