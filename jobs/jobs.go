@@ -4,6 +4,7 @@ package jobs
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/slack-go/slack"
 )
 
 // Queues. Each has its own worker budget so a slow vendor never starves Slack delivery.
@@ -27,6 +29,14 @@ type Deps struct {
 	Logger *slog.Logger
 	// NowFunc is the clock; tests and the demo control it.
 	NowFunc func() time.Time
+	// Slack is the Slack Web API client (notify.NewSlackClient); nil prints notifications
+	// to Console instead.
+	Slack *slack.Client
+	// Console receives notifications when Slack is nil (os.Stdout in the binary).
+	Console io.Writer
+	// SlackOpsChannel is where revenue ops hear about Slack deliveries that failed for
+	// good ("" = an ERROR log line only).
+	SlackOpsChannel string
 }
 
 func (d *Deps) now() time.Time {
@@ -38,6 +48,7 @@ func (d *Deps) now() time.Time {
 
 // Register adds every worker to workers.
 func Register(workers *river.Workers, deps *Deps) {
+	river.AddWorker(workers, NewDeliverNotificationWorker(deps))
 }
 
 // PeriodicJobs are the jobs River's leader schedules.
