@@ -49,11 +49,14 @@ func (d *Deps) now() time.Time {
 // Register adds every worker to workers.
 func Register(workers *river.Workers, deps *Deps) {
 	river.AddWorker(workers, NewDeliverNotificationWorker(deps))
+	river.AddWorker(workers, NewSnapshotPipelineWorker(deps))
 }
 
 // PeriodicJobs are the jobs River's leader schedules.
 func PeriodicJobs(deps *Deps) []*river.PeriodicJob {
-	return nil
+	return []*river.PeriodicJob{
+		snapshotPipelinePeriodicJob(),
+	}
 }
 
 // Config holds the knobs of the River client.
