@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"migrate": {"apply app + River migrations (idempotent, safe concurrently)", runMigrate},
 	"apply":   {"validate a config file and apply it to the database (-f pipewatch.yaml)", runApply},
 	"worker":  {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
+	"report":  {"pipeline metrics for a period and scope (--period 2026-Q4 --scope team:east --format table|json)", runReport},
 }
 
 // errUsage marks a command-line mistake: the message is printed with the usage and exit code 2.
