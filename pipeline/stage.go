@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/shopspring/decimal"
 )
@@ -58,9 +60,20 @@ func GuessCanonical(name string, probability *decimal.Decimal, isClosed, isWon b
 		return StageClosedLost
 	}
 	n := strings.ToLower(name)
+	words := strings.FieldsFunc(n, func(r rune) bool { return !unicode.IsLetter(r) && !unicode.IsDigit(r) })
+	for _, w := range words {
+		if w == "won" || w == "lost" || w == "closed" || w == "closedwon" || w == "closedlost" {
+			return "" // an open stage named like a closed one needs a person to map it
+		}
+	}
 	for _, kw := range nameKeywords {
 		for _, w := range kw.words {
 			if strings.Contains(n, w) {
+				return kw.stage
+			}
+		}
+		for _, w := range kw.wholeWords {
+			if slices.Contains(words, w) {
 				return kw.stage
 			}
 		}
@@ -86,17 +99,19 @@ func GuessCanonical(name string, probability *decimal.Decimal, isClosed, isWon b
 	return ""
 }
 
-// nameKeywords are checked in order; the first stage whose word occurs in the name wins.
+// nameKeywords are checked in order; the first stage one of whose words occurs in the
+// name (wholeWords: as a word of its own, so "new" never matches "renewal") wins.
 var nameKeywords = []struct {
-	stage CanonicalStage
-	words []string
+	stage      CanonicalStage
+	words      []string
+	wholeWords []string
 }{
-	{StageNegotiation, []string{"negotiat", "decision maker", "decisionmaker", "bought-in", "bought in"}},
-	{StageClosing, []string{"contract", "closing", "signature", "commit"}},
-	{StageProposal, []string{"proposal", "quote", "presentation", "demo"}},
-	{StageNeedsAssessment, []string{"needs", "discovery", "assessment", "analysis"}},
-	{StageQualification, []string{"qualif", "appointment", "meeting scheduled"}},
-	{StageLeadGeneration, []string{"lead", "prospect", "new"}},
+	{StageNegotiation, []string{"negotiat", "decision maker", "decisionmaker", "bought-in", "bought in"}, nil},
+	{StageClosing, []string{"contract", "closing", "signature", "commit"}, nil},
+	{StageProposal, []string{"proposal", "quote", "presentation", "demo"}, nil},
+	{StageNeedsAssessment, []string{"needs", "discovery", "assessment", "analysis"}, nil},
+	{StageQualification, []string{"qualif", "appointment", "meeting scheduled"}, nil},
+	{StageLeadGeneration, []string{"lead", "prospect"}, []string{"new"}},
 }
 
 // StageMap overrides the canonical stage of vendor stages, keyed by the vendor stage's
