@@ -110,7 +110,7 @@ func TestCalendarAddBusinessDays(t *testing.T) {
 func ExampleCalendar_AddBusinessDays() {
 	tokyo, _ := time.LoadLocation("Asia/Tokyo")
 	cal := notify.Calendar{Location: tokyo, Holidays: []string{"2026-11-23"}} // Labour Thanksgiving Day
-	entered := time.Date(2026, 11, 13, 16, 30, 0, 0, tokyo)                 // a Friday
+	entered := time.Date(2026, 11, 13, 16, 30, 0, 0, tokyo)                   // a Friday
 	for _, offset := range []int{2, 5, 9, 14, 21} {
 		due := cal.At(cal.AddBusinessDays(entered, offset), 9*time.Hour)
 		fmt.Println(due.Format("Mon 2006-01-02 15:04 MST"))

@@ -160,9 +160,9 @@ func (b *testBundle) deliver(id int64) error {
 // notificationRow is what a test checks of an outbox row.
 type notificationRow struct {
 	State, SlackTS, SlackChannelID, Error, DeliveredVia string
-	Attempts                                           int
-	OutcomeUnknown                                     bool
-	NotBefore                                          time.Time
+	Attempts                                            int
+	OutcomeUnknown                                      bool
+	NotBefore                                           time.Time
 }
 
 func (b *testBundle) row(t *testing.T, id int64) notificationRow {
