@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -53,25 +52,6 @@ var designTables = map[string][]string{
 	"river_job": {"id", "kind", "args", "state", "queue"},
 }
 
-// emptySchema creates an empty schema and returns a pool whose search_path is it.
-func emptySchema(ctx context.Context, t *testing.T) *pgxpool.Pool {
-	t.Helper()
-	migrated, admin := dbtest.TestSchema(ctx, t)
-	schema := migrated + "_empty" // unique to this test
-	_, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize())
-	require.NoError(t, err)
-	cfg := admin.Config().Copy()
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	require.NoError(t, err)
-	t.Cleanup(func() {
-		pool.Close()
-		_, err := admin.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE")
-		require.NoError(t, err)
-	})
-	return pool
-}
-
 func TestUp(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -79,7 +59,7 @@ func TestUp(t *testing.T) {
 
 	t.Run("FromEmptyCreatesEveryDesignTableAndColumn", func(t *testing.T) {
 		t.Parallel()
-		pool := emptySchema(ctx, t)
+		_, pool := dbtest.EmptySchema(ctx, t)
 		require.ErrorIs(t, migrations.Check(ctx, pool), migrations.ErrPending)
 		require.NoError(t, migrations.Up(ctx, pool, logger))
 		require.NoError(t, migrations.Check(ctx, pool))
@@ -105,7 +85,7 @@ func TestUp(t *testing.T) {
 
 	t.Run("IdempotentAndConcurrent", func(t *testing.T) {
 		t.Parallel()
-		pool := emptySchema(ctx, t)
+		_, pool := dbtest.EmptySchema(ctx, t)
 		var g errgroup.Group
 		for range 4 {
 			g.Go(func() error { return migrations.Up(ctx, pool, logger) })

@@ -127,6 +127,26 @@ func TestSchema(ctx context.Context, tb testing.TB) (string, *pgxpool.Pool) {
 	return schema, pool
 }
 
+// EmptySchema creates an empty schema (no migrations) for one test and returns its name
+// and a pool whose connections use it: for tests of the migrations themselves. The
+// schema is dropped when the test ends.
+func EmptySchema(ctx context.Context, tb testing.TB) (string, *pgxpool.Pool) {
+	tb.Helper()
+	admin, _ := sharedSchema(ctx, tb)
+	schema := newSchemaName()
+	pool, err := createSchema(ctx, admin, schema)
+	if err != nil {
+		tb.Fatalf("dbtest: %v", err)
+	}
+	tb.Cleanup(func() {
+		pool.Close()
+		if _, err := admin.Exec(context.WithoutCancel(ctx), "DROP SCHEMA "+pgx.Identifier{schema}.Sanitize()+" CASCADE"); err != nil {
+			tb.Logf("dbtest: dropping schema %s: %v", schema, err)
+		}
+	})
+	return schema, pool
+}
+
 // sharedSchema connects once per test binary and migrates one schema for TestTx.
 func sharedSchema(ctx context.Context, tb testing.TB) (*pgxpool.Pool, string) {
 	tb.Helper()
@@ -192,6 +212,19 @@ func migratedSchema(ctx context.Context, tb testing.TB, admin *pgxpool.Pool, sch
 // migrate creates schema and applies every migration in it, returning a small pool
 // whose search_path is the schema.
 func migrate(ctx context.Context, admin *pgxpool.Pool, schema string) (*pgxpool.Pool, error) {
+	pool, err := createSchema(ctx, admin, schema)
+	if err != nil {
+		return nil, err
+	}
+	if err := migrations.Up(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("migrating schema %s: %w", schema, err)
+	}
+	return pool, nil
+}
+
+// createSchema creates schema and returns a small pool whose search_path is it.
+func createSchema(ctx context.Context, admin *pgxpool.Pool, schema string) (*pgxpool.Pool, error) {
 	if _, err := admin.Exec(ctx, "CREATE SCHEMA "+pgx.Identifier{schema}.Sanitize()); err != nil {
 		return nil, fmt.Errorf("creating schema %s: %w", schema, err)
 	}
@@ -201,10 +234,6 @@ func migrate(ctx context.Context, admin *pgxpool.Pool, schema string) (*pgxpool.
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("opening pool on schema %s: %w", schema, err)
-	}
-	if err := migrations.Up(ctx, pool, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("migrating schema %s: %w", schema, err)
 	}
 	return pool, nil
 }
