@@ -50,12 +50,14 @@ func (d *Deps) now() time.Time {
 func Register(workers *river.Workers, deps *Deps) {
 	river.AddWorker(workers, NewDeliverNotificationWorker(deps))
 	river.AddWorker(workers, NewSnapshotPipelineWorker(deps))
+	river.AddWorker(workers, NewDetectWorker(deps))
 }
 
 // PeriodicJobs are the jobs River's leader schedules.
 func PeriodicJobs(deps *Deps) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		snapshotPipelinePeriodicJob(),
+		detectPeriodicJob(),
 	}
 }
 

@@ -162,18 +162,14 @@ type NoNextStepRule struct {
 	Stages []pipeline.CanonicalStage `json:"stages"`
 }
 
-// CoverageShortfallRule flags owners, teams and the org whose open pipeline for a target
-// period is below the coverage they need: 1 ÷ their trailing win rate, between Floor and Cap.
+// CoverageShortfallRule flags owners, teams and the org whose open pipeline for a current
+// target period is below the coverage they need: 1 ÷ their trailing win rate (the four
+// quarters before the period's quarter, as in `pipewatch report`), kept between Floor and
+// Cap (Cap while there is no win to learn from).
 type CoverageShortfallRule struct {
 	Enabled bool    `json:"enabled"`
 	Floor   float64 `json:"floor"`
 	Cap     float64 `json:"cap"`
-	// DefaultRatio is the required coverage while no win rate can be learned.
-	DefaultRatio float64 `json:"default_ratio"`
-	// TrailingWindow is the window of closed deals the win rate is learned from.
-	TrailingWindow Days `json:"trailing_window"`
-	// MinClosedDeals in the window before a scope's own win rate is used (else the org's).
-	MinClosedDeals int `json:"min_closed_deals"`
 	// CriticalBelow: coverage under this fraction of the required ratio is critical.
 	CriticalBelow float64 `json:"critical_below"`
 }
@@ -221,10 +217,7 @@ func DefaultRules() Rules {
 			Stages: []pipeline.CanonicalStage{pipeline.StageQualification, pipeline.StageNeedsAssessment,
 				pipeline.StageProposal, pipeline.StageNegotiation, pipeline.StageClosing},
 		},
-		CoverageShortfall: CoverageShortfallRule{
-			Enabled: true, Floor: 2, Cap: 5, DefaultRatio: 3, TrailingWindow: Days{N: 365},
-			MinClosedDeals: 20, CriticalBelow: 0.5,
-		},
+		CoverageShortfall: CoverageShortfallRule{Enabled: true, Floor: 2, Cap: 5, CriticalBelow: 0.5},
 		LeadVelocityDrop: LeadVelocityDropRule{
 			Enabled: true, Stage: "sql", Window: Days{N: 30}, Drop: 0.2, CriticalDrop: 0.4, MinBase: 10,
 		},
@@ -331,13 +324,10 @@ func decodeNoNextStep(d *Decoder, top Fields, r *NoNextStepRule) {
 
 func decodeCoverage(d *Decoder, top Fields, r *CoverageShortfallRule) {
 	n, path := top.Get("coverage_shortfall")
-	m := d.Mapping(n, path, "enabled", "floor", "cap", "default_ratio", "trailing_window", "min_closed_deals", "critical_below")
+	m := d.Mapping(n, path, "enabled", "floor", "cap", "critical_below")
 	setBool(d, m, "enabled", &r.Enabled)
 	setFloat(d, m, "floor", 0.1, 100, &r.Floor)
 	setFloat(d, m, "cap", 0.1, 100, &r.Cap)
-	setFloat(d, m, "default_ratio", 0.1, 100, &r.DefaultRatio)
-	setDays(d, m, "trailing_window", 1, &r.TrailingWindow)
-	setInt(d, m, "min_closed_deals", 1, 100000, &r.MinClosedDeals)
 	setFloat(d, m, "critical_below", 0, 1, &r.CriticalBelow)
 	if r.Cap < r.Floor {
 		d.Errorf(n, path, "cap (%g) is below floor (%g)", r.Cap, r.Floor)

@@ -1,0 +1,33 @@
+package alerting
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// finding is a condition that holds now, found outside SQL (coverage, lead velocity).
+type finding struct {
+	rule     Rule
+	subject  string
+	ownerID  int64
+	team     string
+	severity Severity
+	details  Details
+}
+
+func insertFinding(ctx context.Context, tx pgx.Tx, f finding) error {
+	doc, err := json.Marshal(f.details)
+	if err != nil {
+		return fmt.Errorf("encoding the evidence of %s: %w", f.subject, err)
+	}
+	if _, err := tx.Exec(ctx, `
+		INSERT INTO detect_findings (rule, subject_key, owner_id, team, severity, details)
+		VALUES ($1, $2, nullif($3, 0), nullif($4, ''), $5, $6)`,
+		string(f.rule), f.subject, f.ownerID, f.team, string(f.severity), doc); err != nil {
+		return fmt.Errorf("recording finding %s: %w", f.subject, err)
+	}
+	return nil
+}
