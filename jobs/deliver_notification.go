@@ -91,8 +91,9 @@ type NotificationEnqueuer struct {
 	Inserter Inserter
 }
 
-// EnqueueDeliveryTx inserts the delivery job of notification id in tx, scheduled at at.
-func (e NotificationEnqueuer) EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, id int64, at time.Time) error {
-	_, err := e.Inserter.InsertTx(ctx, tx, DeliverNotificationArgs{NotificationID: id}, &river.InsertOpts{ScheduledAt: at})
+// EnqueueDeliveryTx inserts the delivery job of notification id in tx, available at once
+// (a job given a ScheduledAt waits for River's scheduler, up to seconds, even when due).
+func (e NotificationEnqueuer) EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, id int64) error {
+	_, err := e.Inserter.InsertTx(ctx, tx, DeliverNotificationArgs{NotificationID: id}, nil)
 	return err
 }

@@ -20,10 +20,11 @@ type DB interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-// Enqueuer schedules the delivery job of a notification row inside tx, so the job exists
-// exactly when the row commits. jobs.NotificationEnqueuer adapts a River client.
+// Enqueuer enqueues the delivery job of a notification row inside tx, so the job exists
+// exactly when the row commits; the job runs at once and waits itself for the row's
+// not_before and the recipient's hours. jobs.NotificationEnqueuer adapts a River client.
 type Enqueuer interface {
-	EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, notificationID int64, at time.Time) error
+	EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, notificationID int64) error
 }
 
 // Notification states (notifications.state).
@@ -143,7 +144,7 @@ func insertNotification(ctx context.Context, tx pgx.Tx, enq Enqueuer, o outgoing
 	if err != nil {
 		return 0, fmt.Errorf("inserting %s notification: %w", o.Kind, err)
 	}
-	if err := enq.EnqueueDeliveryTx(ctx, tx, id, o.NotBefore); err != nil {
+	if err := enq.EnqueueDeliveryTx(ctx, tx, id); err != nil {
 		return 0, fmt.Errorf("enqueueing delivery of notification %d: %w", id, err)
 	}
 	return id, nil
