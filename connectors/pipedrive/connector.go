@@ -35,6 +35,10 @@
 // last_activity_at / next_activity_at. Pipedrive bumps a deal's update_time when these
 // change, so incremental reads keep them current.
 //
+// Deals: Pipedrive has no won/lost stages, so a closed deal keeps its last stage and
+// is_closed/is_won come from its status; stage_change_time (else add_time) is when it
+// entered its stage, also emitted as the vendor's stage entry. value is kept exact.
+//
 // Rate limits: RateLimits describes Pipedrive's 2-second burst window and its daily token
 // budget to the shared HTTP chain (connectors.NewHTTPClient).
 package pipedrive

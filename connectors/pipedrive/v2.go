@@ -214,7 +214,8 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 	return page, nil
 }
 
-// mapDealsPage maps deals, resolving their last and next activity ids to times.
+// mapDealsPage maps deals, resolving their last and next activity ids to times, with the
+// stage entry stage_change_time reports for each.
 func mapDealsPage(ctx context.Context, c *Connector, recs []decoded[v2Deal], b *pipeline.Batch) ([]connectors.SkippedRecord, error) {
 	var ids []int
 	for _, r := range recs {
@@ -236,6 +237,13 @@ func mapDealsPage(ctx context.Context, c *Connector, recs []decoded[v2Deal], b *
 			continue
 		}
 		b.Deals = append(b.Deals, d)
+		if d.StageExternalID != "" && !d.StageEnteredAt.IsZero() {
+			// The vendor's word on the current stay; the store merges it with the stays it
+			// observes between syncs.
+			b.StageHistory = append(b.StageHistory, pipeline.StageEntry{
+				DealExternalID: d.ExternalID, StageExternalID: d.StageExternalID, EnteredAt: d.StageEnteredAt,
+			})
+		}
 	}
 	return skipped, nil
 }

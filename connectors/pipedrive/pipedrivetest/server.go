@@ -109,7 +109,7 @@ type Server struct {
 	budgetDay    string
 	budgetUsed   int
 	faults       Faults
-	failNext     []int
+	failNext     []injected
 	faultRNG     *mathrand.Rand
 	requests     []Request
 }
@@ -180,12 +180,35 @@ func (s *Server) SetFaults(f Faults) {
 	s.faults = f
 }
 
-// FailNext answers the next len(statuses) API requests with these statuses (429 gets the
-// "Request over limit" body, others a server error body), before any other check.
+// injected is a failure queued for the next request.
+type injected struct {
+	status     int
+	retryAfter time.Duration // 0: no Retry-After header
+}
+
+// FailNext answers the next len(statuses) API requests with these statuses, before any
+// other check: 429 gets the "Request over limit" body (with Retry-After: 1 unless
+// Options.OmitRetryAfter), 401 the "unauthorized access" body, others a server error body.
 func (s *Server) FailNext(statuses ...int) {
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
-	s.failNext = append(s.failNext, statuses...)
+	for _, st := range statuses {
+		f := injected{status: st}
+		if !s.opts.OmitRetryAfter {
+			f.retryAfter = time.Second
+		}
+		s.failNext = append(s.failNext, f)
+	}
+}
+
+// FailNextWithRetryAfter answers the next n API requests with status and, when retryAfter
+// is positive, a Retry-After header of that many seconds.
+func (s *Server) FailNextWithRetryAfter(n, status int, retryAfter time.Duration) {
+	s.authMu.Lock()
+	defer s.authMu.Unlock()
+	for range n {
+		s.failNext = append(s.failNext, injected{status: status, retryAfter: retryAfter})
+	}
 }
 
 // Requests returns the requests received so far.
@@ -296,8 +319,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) string {
 		writeError(w, http.StatusMethodNotAllowed, "Method not allowed", "")
 		return ""
 	}
-	if status, injected := s.injectedFault(); injected {
-		s.writeFault(w, status)
+	if f, ok := s.injectedFault(); ok {
+		s.writeFault(w, f)
 		return ""
 	}
 	credential, auth := s.authenticate(r, ep.v1)
@@ -312,37 +335,45 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) string {
 	return auth
 }
 
-func (s *Server) injectedFault() (int, bool) {
+func (s *Server) injectedFault() (injected, bool) {
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
 	if len(s.failNext) > 0 {
-		status := s.failNext[0]
+		f := s.failNext[0]
 		s.failNext = s.failNext[1:]
-		return status, true
+		return f, true
 	}
 	x := s.faultRNG.Float64()
 	switch {
 	case x < s.faults.Rate429:
-		return http.StatusTooManyRequests, true
+		f := injected{status: http.StatusTooManyRequests}
+		if !s.opts.OmitRetryAfter {
+			f.retryAfter = time.Second
+		}
+		return f, true
 	case x < s.faults.Rate429+s.faults.Rate5xx:
-		return []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}[s.faultRNG.IntN(3)], true
+		codes := []int{http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable}
+		return injected{status: codes[s.faultRNG.IntN(len(codes))]}, true
 	}
-	return 0, false
+	return injected{}, false
 }
 
-func (s *Server) writeFault(w http.ResponseWriter, status int) {
-	if status == http.StatusTooManyRequests {
+func (s *Server) writeFault(w http.ResponseWriter, f injected) {
+	switch f.status {
+	case http.StatusTooManyRequests:
 		h := w.Header()
 		h.Set("x-ratelimit-limit", strconv.Itoa(s.opts.BurstLimit))
 		h.Set("x-ratelimit-remaining", "0")
 		h.Set("x-ratelimit-reset", "1")
-		if !s.opts.OmitRetryAfter {
-			h.Set("Retry-After", "1")
+		if f.retryAfter > 0 {
+			h.Set("Retry-After", strconv.Itoa(int(f.retryAfter.Round(time.Second)/time.Second)))
 		}
-		writeError(w, status, "Request over limit", "Please check developers.pipedrive.com")
-		return
+		writeError(w, f.status, "Request over limit", "Please check developers.pipedrive.com")
+	case http.StatusUnauthorized:
+		writeError(w, f.status, "unauthorized access", "Please check developers.pipedrive.com")
+	default:
+		writeError(w, f.status, http.StatusText(f.status), "Please try again later")
 	}
-	writeError(w, status, http.StatusText(status), "Please try again later")
 }
 
 // authenticate returns the credential the request presented ("" if none was valid) and how
