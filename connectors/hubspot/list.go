@@ -1,0 +1,266 @@
+package hubspot
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/pipewatch/pipewatch/connectors"
+	"github.com/pipewatch/pipewatch/pipeline"
+)
+
+// listCursor pages through list endpoints (Full reads, archived lists, owners): the
+// vendor's opaque `after` token and, for streams over several object types or lists, the
+// index of the current one.
+type listCursor struct {
+	Full  bool   `json:"full,omitempty"`
+	Part  int    `json:"part,omitempty"`
+	After string `json:"after,omitempty"`
+}
+
+func decodeListCursor(c connectors.Cursor, full bool) (listCursor, error) {
+	var cur listCursor
+	if c == "" {
+		cur.Full = full
+		return cur, nil
+	}
+	dec := json.NewDecoder(strings.NewReader(string(c)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&cur); err != nil || cur.Full != full || cur.Part < 0 {
+		mode := "an incremental"
+		if full {
+			mode = "a full"
+		}
+		return cur, connectors.Permanent(fmt.Errorf("hubspot: cursor %q is not %s list cursor of this connector", c, mode))
+	}
+	return cur, nil
+}
+
+func (cur listCursor) encode() connectors.Cursor {
+	b, _ := json.Marshal(cur)
+	return connectors.Cursor(b)
+}
+
+// readList reads a page of every live record of spec (Full mode: reconciliation), with
+// associations inline. The last page has an empty Next.
+func (c *Connector) readList(ctx context.Context, spec objectSpec, cursor connectors.Cursor) (connectors.Page, error) {
+	cur, err := decodeListCursor(cursor, true)
+	if err != nil {
+		return connectors.Page{}, err
+	}
+	q := url.Values{}
+	q.Set("limit", strconv.Itoa(min(c.cfg.PageSize, listMaxLimit)))
+	q.Set("archived", "false")
+	if len(spec.associations) > 0 {
+		q.Set("associations", strings.Join(spec.associations, ","))
+	}
+	if cur.After != "" {
+		q.Set("after", cur.After)
+	}
+	var page connectors.Page
+	pb, _, records, err := c.fetchObjects(ctx, spec, &page, func(props []string, out *pageBody) (response, error) {
+		q.Set("properties", strings.Join(props, ","))
+		return c.call(ctx, "GET", "/crm/v3/objects/"+spec.objectType, q, nil, out)
+	})
+	if err != nil {
+		return connectors.Page{}, fmt.Errorf("listing %s after %q: %w", spec.objectType, cur.After, err)
+	}
+	for _, r := range records {
+		if r.associations == nil {
+			r.associations = map[string][]string{} // asked inline: none means none
+		}
+	}
+	if err := c.mapRecords(ctx, spec, records, &page); err != nil {
+		return connectors.Page{}, err
+	}
+	if after := pb.next(); after != "" {
+		if after == cur.After {
+			return connectors.Page{}, fmt.Errorf("listing %s after %q: the list made no progress", spec.objectType, cur.After)
+		}
+		page.Next = listCursor{Full: true, After: after}.encode()
+		return page, nil
+	}
+	page.Done = true
+	return page, nil
+}
+
+// archivedReader lists the archived records of objectTypes (in turn) as deletions. The
+// streams are re-read whole each run (HubSpot keeps archived records 90 days); a record
+// restored since comes back through its normal stream, its last-modified stamp bumped.
+func (c *Connector) archivedReader(stream string, objectTypes ...string) streamReader {
+	return func(ctx context.Context, req connectors.ReadRequest) (connectors.Page, error) {
+		cur, err := decodeListCursor(req.Cursor, false)
+		if err != nil {
+			return connectors.Page{}, err
+		}
+		if cur.Part >= len(objectTypes) {
+			return connectors.Page{}, connectors.Permanent(fmt.Errorf("hubspot: cursor %q is past the end of stream %s", req.Cursor, stream))
+		}
+		objectType := objectTypes[cur.Part]
+		q := url.Values{}
+		q.Set("limit", strconv.Itoa(min(c.cfg.PageSize, listMaxLimit)))
+		q.Set("archived", "true")
+		q.Set("properties", "hs_object_id")
+		if cur.After != "" {
+			q.Set("after", cur.After)
+		}
+		var pb pageBody
+		if _, err := c.call(ctx, "GET", "/crm/v3/objects/"+objectType, q, nil, &pb); err != nil {
+			return connectors.Page{}, fmt.Errorf("listing archived %s after %q: %w", objectType, cur.After, err)
+		}
+		var page connectors.Page
+		entity := entityOf(objectType)
+		for i, raw := range pb.Results {
+			r, skipped := decodeRecord(entity, i, raw, "")
+			if skipped != nil {
+				page.Skipped = append(page.Skipped, *skipped)
+				continue
+			}
+			if !r.body.Archived {
+				continue // the list answered live records: not a deletion
+			}
+			deletedAt := parseTimeOrZero(r.body.ArchivedAt)
+			page.Deletions = append(page.Deletions, pipeline.Deletion{Entity: entity, ExternalID: r.id, DeletedAt: deletedAt})
+			if entity == pipeline.EntityContacts {
+				page.Deletions = append(page.Deletions, pipeline.Deletion{Entity: pipeline.EntityLeads, ExternalID: r.id, DeletedAt: deletedAt})
+			}
+		}
+		switch after := pb.next(); {
+		case after != "" && after == cur.After:
+			return connectors.Page{}, fmt.Errorf("listing archived %s after %q: the list made no progress", objectType, cur.After)
+		case after != "":
+			page.Next = listCursor{Part: cur.Part, After: after}.encode()
+		case cur.Part+1 < len(objectTypes):
+			page.Next = listCursor{Part: cur.Part + 1}.encode()
+		default:
+			page.Done = true
+		}
+		return page, nil
+	}
+}
+
+func entityOf(objectType string) pipeline.Entity {
+	switch objectType {
+	case "companies":
+		return pipeline.EntityAccounts
+	case "contacts":
+		return pipeline.EntityContacts
+	case "deals":
+		return pipeline.EntityDeals
+	}
+	return pipeline.EntityActivities
+}
+
+// readAssociations returns, for each id of fromType, the ids of toType associated with it
+// (v4 batch read; ids without associations come back as 207 errors and are simply absent).
+func (c *Connector) readAssociations(ctx context.Context, fromType, toType string, ids []string) (map[string][]string, error) {
+	type input struct {
+		ID string `json:"id"`
+	}
+	body := struct {
+		Inputs []input `json:"inputs"`
+	}{Inputs: make([]input, len(ids))}
+	for i, id := range ids {
+		body.Inputs[i].ID = id
+	}
+	var out struct {
+		Results []struct {
+			From struct {
+				ID json.RawMessage `json:"id"`
+			} `json:"from"`
+			To []struct {
+				ToObjectID json.RawMessage `json:"toObjectId"`
+			} `json:"to"`
+		} `json:"results"`
+	}
+	path := fmt.Sprintf("/crm/v4/associations/%s/%s/batch/read", fromType, toType)
+	if _, err := c.call(ctx, "POST", path, nil, body, &out); err != nil {
+		return nil, fmt.Errorf("reading %s→%s associations of %d records: %w", fromType, toType, len(ids), err)
+	}
+	found := make(map[string][]string, len(out.Results))
+	for _, res := range out.Results {
+		from, ok := jsonString(res.From.ID)
+		if !ok || from == "" {
+			continue
+		}
+		for _, to := range res.To {
+			if id, ok := jsonString(to.ToObjectID); ok && id != "" {
+				found[from] = append(found[from], id)
+			}
+		}
+	}
+	return found, nil
+}
+
+// batchReadMax is the batch read endpoints' input limit.
+const batchReadMax = 100
+
+// readProperties batch-reads props of records (POST /crm/v3/objects/{type}/batch/read)
+// and adds them to the records.
+func (c *Connector) readProperties(ctx context.Context, objectType string, records []*record, props []string) error {
+	byID := make(map[string]*record, len(records))
+	for _, r := range records {
+		byID[r.id] = r
+	}
+	type input struct {
+		ID string `json:"id"`
+	}
+	for chunk := range slices.Chunk(records, batchReadMax) {
+		body := struct {
+			Inputs     []input  `json:"inputs"`
+			Properties []string `json:"properties"`
+		}{Properties: props}
+		for _, r := range chunk {
+			body.Inputs = append(body.Inputs, input{ID: r.id})
+		}
+		var out pageBody
+		path := "/crm/v3/objects/" + objectType + "/batch/read"
+		if _, err := c.call(ctx, "POST", path, url.Values{"archived": {"false"}}, body, &out); err != nil {
+			return fmt.Errorf("reading %d properties of %d %s: %w", len(props), len(chunk), objectType, err)
+		}
+		for _, raw := range out.Results {
+			var b objectBody
+			if json.Unmarshal(raw, &b) != nil {
+				continue
+			}
+			id, _ := jsonString(b.ID)
+			r, ok := byID[id]
+			if !ok {
+				continue
+			}
+			if r.props == nil {
+				r.props = make(map[string]json.RawMessage, len(props))
+			}
+			for _, p := range props {
+				if v, ok := b.Properties[p]; ok {
+					r.props[p] = v
+				}
+			}
+			r.raw = withProperties(r.raw, r.props)
+		}
+	}
+	return nil
+}
+
+// withProperties returns the object payload raw with its properties replaced by props, so
+// Record.Raw holds every property read.
+func withProperties(raw json.RawMessage, props map[string]json.RawMessage) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return raw
+	}
+	encoded, err := json.Marshal(props)
+	if err != nil {
+		return raw
+	}
+	fields["properties"] = encoded
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return raw
+	}
+	return out
+}
