@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -48,7 +49,7 @@ type DelivererConfig struct {
 	DB DB
 	// Slack is the Web API client (NewSlackClient); nil prints to Console instead.
 	Slack *slack.Client
-	// Console receives the messages when Slack is nil (os.Stdout in the binary).
+	// Console receives the messages when Slack is nil (nil = os.Stdout).
 	Console io.Writer
 	Logger  *slog.Logger
 	// NowFunc is the clock (nil = time.Now).
@@ -65,7 +66,7 @@ func NewDeliverer(cfg DelivererConfig) *Deliverer {
 		d.now = time.Now
 	}
 	if d.console == nil {
-		d.console = io.Discard
+		d.console = os.Stdout
 	}
 	return d
 }
@@ -96,7 +97,7 @@ func (e *FailedError) Error() string {
 
 // Deliver delivers notification id. It returns nil when the notification was sent now or
 // earlier (or is failed, cancelled or gone), *WaitError when it must wait, *FailedError
-// when it failed for good, and any other error when a retry may succeed. enq schedules
+// when it failed for good, and any other error when a retry may succeed. enq enqueues
 // the message for revenue ops that a permanent failure produces.
 func (d *Deliverer) Deliver(ctx context.Context, id int64, enq Enqueuer) error {
 	n, err := loadNotification(ctx, d.db, id)
@@ -110,77 +111,87 @@ func (d *Deliverer) Deliver(ctx context.Context, id int64, enq Enqueuer) error {
 	if n.State != statePending {
 		return nil
 	}
-	log := d.logger.With("notification_id", n.ID, "kind", n.Kind, "channel", n.Channel, "recipient", n.Recipient)
-	now := d.now()
-	if n.NotBefore.After(now) {
-		return &WaitError{Until: n.NotBefore, Reason: "not before the time the producer asked for"}
+	a := &attempt{Deliverer: d, n: n, enq: enq,
+		log: d.logger.With("notification_id", n.ID, "kind", n.Kind, "channel", n.Channel, "recipient", n.Recipient)}
+	return a.run(ctx)
+}
+
+// attempt is one try at delivering a pending notification.
+type attempt struct {
+	*Deliverer
+	n    notification
+	enq  Enqueuer
+	log  *slog.Logger
+	dest destination
+	// claimedAt is this attempt's claim on the row (zero until claimed).
+	claimedAt time.Time
+}
+
+func (a *attempt) run(ctx context.Context) error {
+	now := a.now()
+	if a.n.NotBefore.After(now) {
+		return &WaitError{Until: a.n.NotBefore, Reason: "not before the time the producer asked for"}
 	}
-	rendered, err := Render(n.ID, n.Message)
+	rendered, err := Render(a.n.ID, a.n.Message)
 	if err != nil {
-		return d.fail(ctx, n, "", &slackFailure{method: "rendering", code: "invalid_message", kind: permanent, err: err}, enq)
+		return a.fail(ctx, &slackFailure{method: "rendering", code: "invalid_message", kind: permanent, err: err})
 	}
 
-	// A message that already exists is updated: an edit does not notify anyone, so it is
-	// not held for quiet hours.
-	target := &slackMessage{ChannelID: n.SlackChannelID, TS: n.SlackTS}
-	if n.SlackTS == "" {
-		if target, err = keptMessage(ctx, d.db, n); err != nil {
+	// A message that already exists is updated: an edit notifies nobody, so it is not
+	// held for quiet hours.
+	target := &slackMessage{ChannelID: a.n.SlackChannelID, TS: a.n.SlackTS}
+	if a.n.SlackTS == "" {
+		if target, err = keptMessage(ctx, a.db, a.n); err != nil {
 			return err
 		}
 	}
-	var dest destination
-	if target == nil || d.slack == nil {
-		if dest, err = d.resolve(ctx, n); err != nil {
-			return d.settle(ctx, n, dest, err, enq)
+	if target == nil || a.slack == nil {
+		if a.dest, err = a.resolve(ctx, a.n); err != nil {
+			return a.settle(ctx, err)
 		}
-		if at := dest.calendar.NextWindow(now); at.After(now) {
-			if err := d.postpone(ctx, n.ID, at); err != nil {
+		if at := a.dest.calendar.NextWindow(now); at.After(now) {
+			if err := a.postpone(ctx, at); err != nil {
 				return err
 			}
-			log.InfoContext(ctx, "notify: outside the recipient's hours, queued", "until", at)
+			a.log.InfoContext(ctx, "notify: outside the recipient's hours, queued", "until", at)
 			return &WaitError{Until: at, Reason: "outside the recipient's delivery window"}
 		}
 	}
 
-	unknown, err := d.claim(ctx, n.ID)
+	unknown, err := a.claim(ctx)
 	if errors.Is(err, errAlreadyDone) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if d.slack == nil {
-		d.print(n, target != nil)
-		return d.recordSent(ctx, n.ID, "", "", "console")
+	if a.slack == nil {
+		a.print(a.n, target != nil)
+		return a.recordSent(ctx, "", "", "console")
 	}
 	if target != nil {
-		err := d.update(ctx, *target, rendered)
+		_, _, _, err := a.slack.UpdateMessageContext(ctx, target.ChannelID, target.TS,
+			slack.MsgOptionText(rendered.Text, false), slack.MsgOptionBlocks(rendered.Blocks...))
 		if err == nil {
-			return d.recordSent(ctx, n.ID, target.ChannelID, target.TS, "slack")
+			return a.recordSent(ctx, target.ChannelID, target.TS, "slack")
 		}
 		f := classify("chat.update", err)
 		if !messageGone(f.code) {
-			return d.settle(ctx, n, dest, f, enq)
+			return a.settle(ctx, f)
 		}
-		log.WarnContext(ctx, "notify: earlier message cannot be updated, posting a new one", "slack_error", f.code)
-		dest.conversation = target.ChannelID
+		a.log.WarnContext(ctx, "notify: earlier message cannot be updated, posting a new one", "slack_error", f.code)
+		a.dest.conversation = target.ChannelID
 	}
 	if unknown {
-		log.WarnContext(ctx, "notify: an earlier attempt may have posted this message; posting it again")
+		a.log.WarnContext(ctx, "notify: an earlier attempt may have posted this message; posting it again")
 	}
-	channelID, ts, err := d.slack.PostMessageContext(ctx, dest.conversation,
+	channelID, ts, err := a.slack.PostMessageContext(ctx, a.dest.conversation,
 		slack.MsgOptionText(rendered.Text, false), slack.MsgOptionBlocks(rendered.Blocks...),
 		slack.MsgOptionDisableLinkUnfurl(), slack.MsgOptionDisableMediaUnfurl())
 	if err != nil {
-		return d.settle(ctx, n, dest, classify("chat.postMessage", err), enq)
+		return a.settle(ctx, classify("chat.postMessage", err))
 	}
-	return d.recordSent(ctx, n.ID, channelID, ts, "slack")
-}
-
-func (d *Deliverer) update(ctx context.Context, m slackMessage, r Rendered) error {
-	_, _, _, err := d.slack.UpdateMessageContext(ctx, m.ChannelID, m.TS,
-		slack.MsgOptionText(r.Text, false), slack.MsgOptionBlocks(r.Blocks...))
-	return err
+	return a.recordSent(ctx, channelID, ts, "slack")
 }
 
 // messageGone reports a chat.update error that means the message can no longer be edited.
@@ -188,16 +199,16 @@ func messageGone(code string) bool {
 	return code == "message_not_found" || code == "cant_update_message" || code == "edit_window_closed"
 }
 
-// claim marks the notification as being sent (committed before the Slack call). It
-// reports whether an earlier attempt's outcome is unknown.
-func (d *Deliverer) claim(ctx context.Context, id int64) (unknown bool, err error) {
-	now := d.now()
-	err = pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+// claim marks the notification as being sent, committed before the Slack call. It reports
+// whether an earlier attempt's outcome is unknown.
+func (a *attempt) claim(ctx context.Context) (unknown bool, err error) {
+	now := a.now()
+	err = pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
 		var state string
 		var claimedAt *time.Time
-		if err := tx.QueryRow(ctx, `SELECT state, claimed_at, outcome_unknown FROM notifications WHERE id = $1 FOR UPDATE`, id).
+		if err := tx.QueryRow(ctx, `SELECT state, claimed_at, outcome_unknown FROM notifications WHERE id = $1 FOR UPDATE`, a.n.ID).
 			Scan(&state, &claimedAt, &unknown); err != nil {
-			return fmt.Errorf("locking notification %d: %w", id, err)
+			return fmt.Errorf("locking notification %d: %w", a.n.ID, err)
 		}
 		if state != statePending {
 			return errAlreadyDone
@@ -208,12 +219,15 @@ func (d *Deliverer) claim(ctx context.Context, id int64) (unknown bool, err erro
 		unknown = unknown || claimedAt != nil
 		_, err := tx.Exec(ctx, `
 			UPDATE notifications SET claimed_at = $2, outcome_unknown = $3, attempts = attempts + 1, updated_at = $2
-			WHERE id = $1`, id, now, unknown)
+			WHERE id = $1`, a.n.ID, now, unknown)
 		if err != nil {
-			return fmt.Errorf("claiming notification %d: %w", id, err)
+			return fmt.Errorf("claiming notification %d: %w", a.n.ID, err)
 		}
 		return nil
 	})
+	if err == nil {
+		a.claimedAt = now
+	}
 	return unknown, err
 }
 
@@ -222,42 +236,45 @@ var errAlreadyDone = errors.New("notification already delivered")
 
 // postpone records the start of the recipient's next window as the notification's
 // earliest delivery time, so people can see why it waits.
-func (d *Deliverer) postpone(ctx context.Context, id int64, at time.Time) error {
-	if _, err := d.db.Exec(ctx, `UPDATE notifications SET not_before = $2, updated_at = $3 WHERE id = $1 AND state = 'pending'`,
-		id, at, d.now()); err != nil {
-		return fmt.Errorf("postponing notification %d: %w", id, err)
+func (a *attempt) postpone(ctx context.Context, at time.Time) error {
+	if _, err := a.db.Exec(ctx, `UPDATE notifications SET not_before = $2, updated_at = $3 WHERE id = $1 AND state = 'pending'`,
+		a.n.ID, at, a.now()); err != nil {
+		return fmt.Errorf("postponing notification %d: %w", a.n.ID, err)
 	}
 	return nil
 }
 
-func (d *Deliverer) recordSent(ctx context.Context, id int64, channelID, ts, via string) error {
-	now := d.now()
-	if _, err := d.db.Exec(ctx, `
+func (a *attempt) recordSent(ctx context.Context, channelID, ts, via string) error {
+	now := a.now()
+	if _, err := a.db.Exec(ctx, `
 		UPDATE notifications SET state = 'sent', sent_at = $2, slack_channel_id = NULLIF($3, ''), slack_ts = NULLIF($4, ''),
 		       delivered_via = $5, claimed_at = NULL, outcome_unknown = false, error = NULL, updated_at = $2
-		WHERE id = $1`, id, now, channelID, ts, via); err != nil {
-		return fmt.Errorf("recording notification %d as sent: %w", id, err)
+		WHERE id = $1`, a.n.ID, now, channelID, ts, via); err != nil {
+		return fmt.Errorf("recording notification %d as sent: %w", a.n.ID, err)
 	}
 	return nil
 }
 
-// settle records a failed attempt and says what the job should do: wait, fail for good,
-// or retry. Errors that are not Slack's (the database) are retried as they are.
-func (d *Deliverer) settle(ctx context.Context, n notification, dest destination, err error, enq Enqueuer) error {
+// settle records a failed attempt on the row — its error, its claim released, and
+// whether a post may have gone through — and says what the job should do: wait, fail for
+// good, or retry. Errors that are not Slack's (the database) are returned as they are.
+func (a *attempt) settle(ctx context.Context, err error) error {
 	var f *slackFailure
 	if !errors.As(err, &f) {
 		return err
 	}
 	if f.kind == permanent {
-		return d.fail(ctx, n, dest.dmUser, f, enq)
+		return a.fail(ctx, f)
 	}
-	if _, dbErr := d.db.Exec(ctx, `
-		UPDATE notifications SET claimed_at = NULL, outcome_unknown = outcome_unknown OR $2, error = $3, updated_at = $4
-		WHERE id = $1 AND state = 'pending'`, n.ID, f.kind == ambiguous, f.Error(), d.now()); dbErr != nil {
-		return fmt.Errorf("recording the failed attempt of notification %d: %w (after %w)", n.ID, dbErr, err)
+	mayHavePosted := f.kind == ambiguous && f.method == "chat.postMessage"
+	if _, dbErr := a.db.Exec(ctx, `
+		UPDATE notifications SET claimed_at = CASE WHEN claimed_at = $2 THEN NULL ELSE claimed_at END,
+		       outcome_unknown = outcome_unknown OR $3, error = $4, updated_at = $5
+		WHERE id = $1 AND state = 'pending'`, a.n.ID, a.claimedAt, mayHavePosted, f.Error(), a.now()); dbErr != nil {
+		return fmt.Errorf("recording the failed attempt of notification %d: %w (after %w)", a.n.ID, dbErr, err)
 	}
 	if f.kind == rateLimited {
-		return &WaitError{Until: d.now().Add(f.retryAfter), Reason: fmt.Sprintf("Slack rate limit on %s", f.method)}
+		return &WaitError{Until: a.now().Add(f.retryAfter), Reason: fmt.Sprintf("Slack rate limit on %s", f.method)}
 	}
 	return err
 }
@@ -265,35 +282,31 @@ func (d *Deliverer) settle(ctx context.Context, n notification, dest destination
 // fail marks the notification failed with a reason people can act on, tells revenue ops
 // (an ops message to the ops channel, once a day per cause, plus an ERROR log line) and
 // returns *FailedError.
-func (d *Deliverer) fail(ctx context.Context, n notification, dmUser string, f *slackFailure, enq Enqueuer) error {
-	recipient := n.Recipient
-	if n.Channel == ChannelDM {
-		recipient = "the DM to " + n.Recipient
-	}
+func (a *attempt) fail(ctx context.Context, f *slackFailure) error {
+	n := a.n
 	reason := f.reason(n.Recipient)
 	if f.code == "invalid_message" {
 		reason = fmt.Sprintf("the message to %s cannot be rendered: %v (a bug in what produced it)", n.Recipient, f.err)
 	}
-	failed := &FailedError{NotificationID: n.ID, Code: f.code, Reason: reason}
-	err := pgx.BeginFunc(ctx, d.db, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, a.db, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `
 			UPDATE notifications SET state = 'failed', error = $2, claimed_at = NULL, updated_at = $3
-			WHERE id = $1 AND state = 'pending'`, n.ID, reason, d.now())
+			WHERE id = $1 AND state = 'pending'`, n.ID, reason, a.now())
 		if err != nil {
 			return fmt.Errorf("marking notification %d failed: %w", n.ID, err)
 		}
 		if tag.RowsAffected() == 0 {
 			return errAlreadyDone
 		}
-		if dmUser != "" && f.method == "chat.postMessage" {
-			if err := d.forgetDMChannel(ctx, tx, dmUser); err != nil {
+		if a.dest.dmUser != "" && f.method == "chat.postMessage" {
+			if err := a.forgetDMChannel(ctx, tx, a.dest.dmUser); err != nil {
 				return err
 			}
 		}
-		if d.opsChannel == "" || n.Kind == KindOps {
+		if a.opsChannel == "" || n.Kind == KindOps {
 			return nil
 		}
-		_, err = insertNotification(ctx, tx, enq, d.opsMessage(n, recipient, f, reason))
+		_, err = insertNotification(ctx, tx, a.enq, a.opsMessage(n, f, reason))
 		return err
 	})
 	if errors.Is(err, errAlreadyDone) {
@@ -302,15 +315,18 @@ func (d *Deliverer) fail(ctx context.Context, n notification, dmUser string, f *
 	if err != nil {
 		return err
 	}
-	d.logger.ErrorContext(ctx, "notify: delivery failed for good", "notification_id", n.ID, "kind", n.Kind,
-		"channel", n.Channel, "recipient", n.Recipient, "slack_error", f.code, "reason", reason)
-	return failed
+	a.log.ErrorContext(ctx, "notify: delivery failed for good", "slack_error", f.code, "reason", reason)
+	return &FailedError{NotificationID: n.ID, Code: f.code, Reason: reason}
 }
 
 // opsMessage tells revenue ops about a failed delivery. Its dedupe key makes it once per
 // day per cause: per workspace for token problems, else per recipient.
-func (d *Deliverer) opsMessage(n notification, recipient string, f *slackFailure, reason string) outgoing {
+func (d *Deliverer) opsMessage(n notification, f *slackFailure, reason string) outgoing {
 	now := d.now()
+	recipient := n.Recipient
+	if n.Channel == ChannelDM {
+		recipient = "the DM to " + n.Recipient
+	}
 	scope := string(n.Channel) + ":" + strings.ToLower(n.Recipient)
 	if workspaceCodes[f.code] {
 		scope = "workspace"

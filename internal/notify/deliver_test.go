@@ -407,6 +407,21 @@ func TestDeliver(t *testing.T) {
 		})
 	})
 
+	t.Run("LostLookupResponseIsNotAnUnknownPost", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, setupOpts{})
+		b.fake.AddUser(slackfake.User{Email: "ana@example.com", TZ: "America/New_York"})
+		b.fake.DropResponses("users.lookupByEmail", 1)
+		id := b.enqueue(t, dm("ana@example.com", "Stalled"))
+		require.Error(t, b.deliver(id))
+		row := b.row(t, id)
+		require.False(t, row.OutcomeUnknown, "a lookup posts nothing")
+		require.Zero(t, row.Attempts, "nothing was claimed")
+		require.NoError(t, b.deliver(id))
+		require.Len(t, b.fake.Posts(), 1)
+		require.NotContains(t, b.logs.String(), "may have posted")
+	})
+
 	t.Run("CancelledIsLeftAlone", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, setupOpts{})
