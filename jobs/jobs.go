@@ -12,6 +12,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/pipewatch/pipewatch/connectors"
+	"github.com/pipewatch/pipewatch/internal/credentials"
 	"github.com/slack-go/slack"
 )
 
@@ -37,6 +40,12 @@ type Deps struct {
 	// SlackOpsChannel is where revenue ops hear about Slack deliveries that failed for
 	// good ("" = an ERROR log line only).
 	SlackOpsChannel string
+	// Connectors builds a connection's connector by kind (DefaultConnectors in the binary).
+	Connectors ConnectorRegistry
+	// Credentials opens the connections' sealed secrets (nil: connectors get none).
+	Credentials *credentials.Store
+	// Limiters shares the vendors' rate-limit budgets between the syncs of this process.
+	Limiters *connectors.Limiters
 }
 
 func (d *Deps) now() time.Time {
@@ -51,6 +60,10 @@ func Register(workers *river.Workers, deps *Deps) {
 	river.AddWorker(workers, NewDeliverNotificationWorker(deps))
 	river.AddWorker(workers, NewSnapshotPipelineWorker(deps))
 	river.AddWorker(workers, NewDetectWorker(deps))
+	river.AddWorker(workers, NewSyncConnectionWorker(deps))
+	river.AddWorker(workers, NewEnqueueSyncsWorker(deps))
+	river.AddWorker(workers, NewReminderWorker(deps))
+	river.AddWorker(workers, NewPlanRemindersWorker(deps))
 }
 
 // PeriodicJobs are the jobs River's leader schedules.
@@ -58,6 +71,8 @@ func PeriodicJobs(deps *Deps) []*river.PeriodicJob {
 	return []*river.PeriodicJob{
 		snapshotPipelinePeriodicJob(),
 		detectPeriodicJob(),
+		enqueueSyncsPeriodicJob(),
+		planRemindersPeriodic(),
 	}
 }
 

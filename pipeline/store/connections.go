@@ -20,11 +20,8 @@ const (
 	StatusError       = "error"
 )
 
-// Sync defaults for connections whose config leaves them out.
-const (
-	DefaultSchedule          = 15 * time.Minute
-	DefaultReconcileInterval = 24 * time.Hour
-)
+// DefaultSchedule is how often a connection whose config names no schedule syncs.
+const DefaultSchedule = 15 * time.Minute
 
 // Connection is a connections row.
 type Connection struct {
@@ -44,35 +41,22 @@ type ConnectionConfig struct {
 	BaseURL string `json:"base_url,omitempty"`
 	// Schedule is how often incremental syncs run, as a Go duration ("15m").
 	Schedule string `json:"schedule,omitempty"`
-	// ReconcileInterval is how often Full reconciliation runs ("24h" by default). Keep it
-	// well inside the vendors' retention of deletions (Pipedrive purges after 30 days,
-	// HubSpot keeps archived records 90 days).
-	ReconcileInterval string `json:"reconcile_interval,omitempty"`
 	// Options are vendor specific.
-	Options map[string]any `json:"options,omitempty"`
+	Options map[string]string `json:"options,omitempty"`
 	// StageMap overrides canonical stages by vendor stage id or name.
 	StageMap pipeline.StageMap `json:"stage_map,omitempty"`
 	// Raw is the whole document, for connectors that read keys of their own.
 	Raw json.RawMessage `json:"-"`
 }
 
-// SyncInterval is the parsed Schedule.
+// SyncInterval is the parsed Schedule (DefaultSchedule when unset).
 func (c ConnectionConfig) SyncInterval() (time.Duration, error) {
-	return parseInterval("schedule", c.Schedule, DefaultSchedule)
-}
-
-// ReconcileEvery is the parsed ReconcileInterval.
-func (c ConnectionConfig) ReconcileEvery() (time.Duration, error) {
-	return parseInterval("reconcile_interval", c.ReconcileInterval, DefaultReconcileInterval)
-}
-
-func parseInterval(key, s string, def time.Duration) (time.Duration, error) {
-	if s == "" {
-		return def, nil
+	if c.Schedule == "" {
+		return DefaultSchedule, nil
 	}
-	d, err := time.ParseDuration(s)
+	d, err := time.ParseDuration(c.Schedule)
 	if err != nil || d < time.Minute {
-		return 0, fmt.Errorf("%s %q is not a duration of at least one minute (like 15m or 1h)", key, s)
+		return 0, fmt.Errorf("schedule %q is not a duration of at least one minute (like 15m or 1h)", c.Schedule)
 	}
 	return d, nil
 }

@@ -192,7 +192,7 @@ func (s *entitySpec) copyColumns() []string { return append([]string{"ord"}, s.a
 // the common tail.
 func row(r *pipeline.Record, values ...any) []any {
 	out := make([]any, 0, len(values)+5)
-	out = append(out, nil, r.ExternalID)
+	out = append(out, nil, clean(r.ExternalID))
 	out = append(out, values...)
 	return append(out, timestamp(r.CreatedAt), timestamp(r.UpdatedAt), rawJSON(r.Raw))
 }

@@ -83,17 +83,20 @@ func FinishRun(ctx context.Context, db Querier, runID int64, status RunStatus, p
 	return nil
 }
 
-// StreamRuns is when a stream's runs last started.
+// StreamRuns is when a stream's runs started.
 type StreamRuns struct {
+	// FirstStarted is the start of the stream's first recorded run (zero: never ran).
+	FirstStarted time.Time
 	// LastStarted is the start of the latest run of any mode (zero: never ran).
 	LastStarted time.Time
 	// LastFullStarted is the start of the latest Full run (zero: never).
 	LastFullStarted time.Time
 }
 
-// LastRuns returns, per stream of streams, when its runs last started.
+// LastRuns returns, per stream of streams, when its runs started.
 func LastRuns(ctx context.Context, db Querier, connectionID int64, streams []string) (map[string]StreamRuns, error) {
 	rows, err := db.Query(ctx, `SELECT s.stream,
+			(SELECT min(r.started_at) FROM sync_runs r WHERE r.connection_id = $1 AND r.stream = s.stream),
 			(SELECT max(r.started_at) FROM sync_runs r WHERE r.connection_id = $1 AND r.stream = s.stream),
 			(SELECT max(r.started_at) FROM sync_runs r WHERE r.connection_id = $1 AND r.stream = s.stream AND r.mode <> 'incremental')
 		FROM unnest($2::text[]) AS s(stream)`, connectionID, streams)
@@ -104,13 +107,16 @@ func LastRuns(ctx context.Context, db Querier, connectionID int64, streams []str
 	out := make(map[string]StreamRuns, len(streams))
 	for rows.Next() {
 		var (
-			stream     string
-			last, full *time.Time
+			stream            string
+			first, last, full *time.Time
 		)
-		if err := rows.Scan(&stream, &last, &full); err != nil {
+		if err := rows.Scan(&stream, &first, &last, &full); err != nil {
 			return nil, fmt.Errorf("reading last runs: %w", err)
 		}
 		var r StreamRuns
+		if first != nil {
+			r.FirstStarted = *first
+		}
 		if last != nil {
 			r.LastStarted = *last
 		}

@@ -12,7 +12,7 @@ import (
 )
 
 // buildUpsert returns the statement that merges a staging table into its synced table and
-// reports (staged, inserted, updated, inserted ids[, observed deal changes]).
+// reports (inserted, updated, inserted ids[, observed deal changes]).
 //
 // $1 = connection id, $2 = synced_at, $3 = the records come from a Full read.
 func buildUpsert(s *entitySpec) string {
@@ -48,10 +48,12 @@ func buildUpsert(s *entitySpec) string {
 	returning := "t.id, t.xmax = 0 AS inserted"
 	var prev, obs, obsCount string
 	if s.observe {
-		prev = `, prev AS (
+		// prev reads the stored versions before the upsert: every part of the statement
+		// sees the same snapshot.
+		prev = fmt.Sprintf(`prev AS (
 	SELECT d.id, d.stage_external_id, d.stage_entered_at, d.close_date, d.amount, d.owner_external_id
-	FROM deals d JOIN src ON d.connection_id = $1 AND d.external_id = src.external_id
-)`
+	FROM deals d WHERE d.connection_id = $1 AND d.external_id IN (SELECT external_id FROM %s)
+), `, s.stageTable)
 		returning += ", t.stage_id, t.stage_external_id, t.stage_entered_at, t.close_date, t.amount, t.owner_external_id, t.remote_updated_at"
 		obs = `, obs AS (
 	INSERT INTO pw_deal_observed
@@ -68,19 +70,19 @@ func buildUpsert(s *entitySpec) string {
 		obsCount = ", (SELECT count(*) FROM obs)"
 	}
 
-	return fmt.Sprintf(`WITH src AS (
-	SELECT DISTINCT ON (external_id) * FROM %[1]s
-	ORDER BY external_id, remote_updated_at DESC NULLS LAST, ord DESC
-)%[2]s, up AS (
+	// The latest version of each record wins within the batch (ties: the last one read).
+	return fmt.Sprintf(`WITH %[2]sup AS (
 	INSERT INTO %[3]s AS t (%[4]s)
 	SELECT %[5]s
-	FROM src %[6]s
+	FROM (SELECT DISTINCT ON (external_id) * FROM %[1]s
+	      ORDER BY external_id, remote_updated_at DESC NULLS LAST, ord DESC) AS src
+	%[6]s
 	ON CONFLICT (connection_id, external_id) DO UPDATE SET %[7]s
 	WHERE (t.remote_updated_at IS NULL OR EXCLUDED.remote_updated_at IS NULL OR t.remote_updated_at <= EXCLUDED.remote_updated_at)
 	  AND ((%[8]s) IS DISTINCT FROM (%[9]s) OR (t.deleted_at IS NOT NULL AND $3))
 	RETURNING %[10]s
 )%[11]s
-SELECT (SELECT count(*) FROM src), count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
        coalesce(array_agg(id) FILTER (WHERE inserted), '{}')%[12]s
 FROM up`,
 		s.stageTable, prev, s.entity, strings.Join(insertCols, ", "), strings.Join(selects, ", "), strings.Join(joins, "\n\t"),
@@ -162,19 +164,22 @@ func writeEntity(ctx context.Context, tx pgx.Tx, w Write, spec *entitySpec, n in
 		}
 		drop += ", pw_deal_observed"
 	}
+	ids := make(map[string]struct{}, n)
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{spec.stageTable}, spec.copyColumns(), pgx.CopyFromSlice(n, func(i int) ([]any, error) {
 		r := rows(i)
 		r[0] = int32(i)
+		ids[r[1].(string)] = struct{}{}
 		return r, nil
 	}))
 	if err != nil {
 		return Counts{}, fmt.Errorf("copying into staging table: %w", err)
 	}
+	staged := int64(len(ids))
 	var (
-		staged, inserted, updated, observed int64
-		insertedIDs                         []int64
+		inserted, updated, observed int64
+		insertedIDs                 []int64
 	)
-	dest := []any{&staged, &inserted, &updated, &insertedIDs}
+	dest := []any{&inserted, &updated, &insertedIDs}
 	if spec.observe {
 		dest = append(dest, &observed)
 	}
