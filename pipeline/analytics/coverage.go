@@ -57,6 +57,9 @@ type Coverage struct {
 	Status           string              `json:"status"`
 }
 
+// coverageSQL reads the period's targets, the won and open amounts of the period per
+// owner email, team and currency, and the trailing year's closed and won counts per
+// owner email and team (from deals_closed_owner_won_idx alone in an org-wide report).
 const coverageSQL = `
 WITH t AS (
     SELECT CASE WHEN owner_email IS NOT NULL THEN 'owner' WHEN team IS NOT NULL THEN 'team' ELSE 'org' END AS subject,
@@ -64,33 +67,44 @@ WITH t AS (
            currency,
            sum(amount) AS target
     FROM targets
-    WHERE period_start = @ps::date AND period_end = @pe::date AND %s
+    WHERE period_start = @ps::date AND period_end = @pe::date AND %[1]s
     GROUP BY 1, 2, 3
-), agg AS (
-    SELECT lower(o.email) AS email, o.team, coalesce(d.currency, '') AS currency,
-           coalesce(sum(d.amount) FILTER (WHERE NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date
-                                          AND lower(coalesce(d.forecast_category, '')) <> 'omitted'), 0) AS open,
-           coalesce(sum(d.amount) FILTER (WHERE d.is_won AND d.closed_at >= @from AND d.closed_at < @until), 0) AS won,
-           count(*) FILTER (WHERE d.is_won AND d.closed_at >= @tfrom AND d.closed_at < @tuntil) AS trailing_won,
-           count(*) FILTER (WHERE d.is_closed AND d.closed_at >= @tfrom AND d.closed_at < @tuntil) AS trailing_closed
-    FROM deals d
-    LEFT JOIN owners o ON o.id = d.owner_id
-    WHERE d.deleted_at IS NULL AND %s
-      AND ((NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date)
-           OR (d.is_closed AND d.closed_at >= @from AND d.closed_at < @until)
-           OR (d.is_closed AND d.closed_at >= @tfrom AND d.closed_at < @tuntil))
+), in_period AS (
+    SELECT lower(o.email) AS email, o.team, p.currency, sum(p.open) AS open, sum(p.won) AS won
+    FROM (SELECT d.owner_id, coalesce(d.currency, '') AS currency,
+                 sum(d.amount) FILTER (WHERE NOT d.is_closed AND lower(coalesce(d.forecast_category, '')) <> 'omitted') AS open,
+                 sum(d.amount) FILTER (WHERE d.is_won) AS won
+          FROM deals d
+          WHERE d.deleted_at IS NULL AND NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date AND %[2]s
+          GROUP BY 1, 2
+          UNION ALL
+          SELECT d.owner_id, coalesce(d.currency, ''), NULL, sum(d.amount) FILTER (WHERE d.is_won)
+          FROM deals d
+          WHERE d.deleted_at IS NULL AND d.is_closed AND d.closed_at >= @from AND d.closed_at < @until AND %[2]s
+          GROUP BY 1, 2) p
+    LEFT JOIN owners o ON o.id = p.owner_id
     GROUP BY 1, 2, 3
+), trail AS (
+    SELECT lower(o.email) AS email, o.team, sum(c.won) AS won, sum(c.closed) AS closed
+    FROM (SELECT d.owner_id, count(*) FILTER (WHERE d.is_won) AS won, count(*) AS closed
+          FROM deals d
+          WHERE d.is_closed AND d.deleted_at IS NULL AND d.closed_at >= @tfrom AND d.closed_at < @tuntil AND %[2]s
+          GROUP BY 1) c
+    LEFT JOIN owners o ON o.id = c.owner_id
+    GROUP BY 1, 2
 )
 SELECT t.subject, t.name, t.currency, t.target,
-       coalesce(sum(a.won) FILTER (WHERE a.currency = t.currency), 0),
-       coalesce(sum(a.open) FILTER (WHERE a.currency = t.currency), 0),
-       coalesce(sum(a.trailing_won), 0),
-       coalesce(sum(a.trailing_closed), 0)
+       (SELECT coalesce(sum(x.won), 0) FROM in_period x WHERE x.currency = t.currency AND %[3]s),
+       (SELECT coalesce(sum(x.open), 0) FROM in_period x WHERE x.currency = t.currency AND %[3]s),
+       (SELECT coalesce(sum(tr.won), 0) FROM trail tr WHERE %[4]s),
+       (SELECT coalesce(sum(tr.closed), 0) FROM trail tr WHERE %[4]s)
 FROM t
-LEFT JOIN agg a ON t.subject = 'org' OR (t.subject = 'team' AND a.team = t.name)
-                OR (t.subject = 'owner' AND a.email = t.name)
-GROUP BY 1, 2, 3, 4
 ORDER BY array_position(ARRAY['org', 'team', 'owner'], t.subject), t.name COLLATE "C", t.currency COLLATE "C"`
+
+// subjectMatch is the condition matching a period or trailing row x to target t.
+func subjectMatch(x string) string {
+	return fmt.Sprintf("(t.subject = 'org' OR (t.subject = 'team' AND %[1]s.team = t.name) OR (t.subject = 'owner' AND %[1]s.email = t.name))", x)
+}
 
 // targetFilter selects the targets shown in the scope (see Coverage).
 func (s Scope) targetFilter() string {
@@ -104,7 +118,7 @@ func (s Scope) targetFilter() string {
 }
 
 func (b *builder) coverage(ctx context.Context) error {
-	q := fmt.Sprintf(coverageSQL, b.req.Scope.targetFilter(), b.req.Scope.dealFilter())
+	q := fmt.Sprintf(coverageSQL, b.req.Scope.targetFilter(), b.req.Scope.dealFilter(), subjectMatch("x"), subjectMatch("tr"))
 	rows, err := b.tx.Query(ctx, q, b.args())
 	if err != nil {
 		return err

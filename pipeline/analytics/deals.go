@@ -44,7 +44,6 @@ const stageFunnelSQL = `
 WITH cohort AS (
     SELECT d.id, d.is_won, d.stage_id
     FROM deals d
-    LEFT JOIN owners o ON o.id = d.owner_id
     WHERE d.deleted_at IS NULL AND d.remote_created_at >= @from AND d.remote_created_at < @until AND %s
 ), history AS (
     SELECT h.deal_id, max(array_position(@open_stages::text[], s.canonical_stage)) AS rank
@@ -149,7 +148,10 @@ type Velocity struct {
 
 const closedDealsSQL = `
 SELECT grouping(currency) = 1 AS total,
+       grouping(owner) = 0 AS by_owner,
+       coalesce(owner, ''),
        coalesce(currency, ''),
+       coalesce(max(owner_name), ''), coalesce(max(owner_team), ''),
        count(*) FILTER (WHERE is_won),
        count(*) FILTER (WHERE NOT is_won),
        count(*) FILTER (WHERE amount IS NULL),
@@ -163,29 +165,23 @@ SELECT grouping(currency) = 1 AS total,
        round((percentile_cont(0.9) WITHIN GROUP (ORDER BY days) FILTER (WHERE is_won))::numeric, 2)
 FROM (
     SELECT coalesce(d.currency, '') AS currency, d.is_won, d.amount,
+           ` + ownerKeySQL + ` AS owner, o.name AS owner_name, o.team AS owner_team,
            CASE WHEN d.remote_created_at <= d.closed_at
                 THEN extract(epoch FROM d.closed_at - d.remote_created_at) / 86400 END AS days
     FROM deals d
     LEFT JOIN owners o ON o.id = d.owner_id
     WHERE d.deleted_at IS NULL AND d.is_closed AND d.closed_at >= @from AND d.closed_at < @until AND %s
 ) closed
-GROUP BY GROUPING SETS ((currency), ())
-ORDER BY 1, currency COLLATE "C"`
+GROUP BY GROUPING SETS ((currency), (), (owner, currency))
+ORDER BY 1, 2, currency COLLATE "C"`
 
-const openQualifiedSQL = `
-SELECT coalesce(d.currency, ''), count(*)
-FROM deals d
-LEFT JOIN owners o ON o.id = d.owner_id
-JOIN stages s ON s.id = d.stage_id
-WHERE d.deleted_at IS NULL AND NOT d.is_closed
-  AND s.canonical_stage IN ('qualification', 'needs_assessment', 'proposal', 'negotiation', 'closing') AND %s
-GROUP BY 1`
-
-// closedDeals fills the win rate, the sales cycle and the pipeline velocity.
+// closedDeals fills the win rate, the sales cycle, the closed part of the owner rows and
+// the pipeline velocity (after openPipeline).
 func (b *builder) closedDeals(ctx context.Context) error {
 	type closedRow struct {
-		total                 bool
-		currency              string
+		total, byOwner        bool
+		owner, currency       string
+		name, team            string
 		won, lost, noAmount   int64
 		wonAmount, lostAmount decimal.Decimal
 		avgWon                decimal.NullDecimal
@@ -200,20 +196,24 @@ func (b *builder) closedDeals(ctx context.Context) error {
 	byCurrency := map[string]closedRow{}
 	r := b.report
 	r.WinRate.ByCurrency = []CurrencyWinRate{}
-	_, err = pgx.ForEachRow(rows, []any{&c.total, &c.currency, &c.won, &c.lost, &c.noAmount, &c.wonAmount,
-		&c.lostAmount, &c.avgWon, &c.measured, &c.excluded, &c.median, &c.mean, &c.p90}, func() error {
-		if c.total {
+	_, err = pgx.ForEachRow(rows, []any{&c.total, &c.byOwner, &c.owner, &c.currency, &c.name, &c.team, &c.won, &c.lost,
+		&c.noAmount, &c.wonAmount, &c.lostAmount, &c.avgWon, &c.measured, &c.excluded, &c.median, &c.mean, &c.p90}, func() error {
+		switch {
+		case c.total:
 			r.WinRate.Won, r.WinRate.Lost = c.won, c.lost
 			r.SalesCycle = SalesCycle{WonDeals: c.measured, Excluded: c.excluded, MedianDays: c.median, MeanDays: c.mean, P90Days: c.p90}
-			return nil
+		case c.byOwner:
+			o := b.ownerRow(c.owner, c.currency, c.name, c.team)
+			o.WonDeals, o.WonAmount, o.LostDeals = c.won, c.wonAmount, c.lost
+		default:
+			byCurrency[c.currency] = c
+			r.WinRate.ByCurrency = append(r.WinRate.ByCurrency, CurrencyWinRate{
+				Currency: c.currency, Won: c.won, Lost: c.lost, DealsWithoutAmount: c.noAmount,
+				WonAmount: c.wonAmount, LostAmount: c.lostAmount,
+				Rate:      countRatio(c.won, c.won+c.lost),
+				ValueRate: ratio(c.wonAmount, c.wonAmount.Add(c.lostAmount)),
+			})
 		}
-		byCurrency[c.currency] = c
-		r.WinRate.ByCurrency = append(r.WinRate.ByCurrency, CurrencyWinRate{
-			Currency: c.currency, Won: c.won, Lost: c.lost, DealsWithoutAmount: c.noAmount,
-			WonAmount: c.wonAmount, LostAmount: c.lostAmount,
-			Rate:      countRatio(c.won, c.won+c.lost),
-			ValueRate: ratio(c.wonAmount, c.wonAmount.Add(c.lostAmount)),
-		})
 		return nil
 	})
 	if err != nil {
@@ -221,22 +221,12 @@ func (b *builder) closedDeals(ctx context.Context) error {
 	}
 	r.WinRate.Rate = countRatio(r.WinRate.Won, r.WinRate.Won+r.WinRate.Lost)
 
-	rows, err = b.tx.Query(ctx, fmt.Sprintf(openQualifiedSQL, b.req.Scope.dealFilter()), b.args())
-	if err != nil {
-		return err
-	}
-	openQualified := map[string]int64{}
-	var currency string
-	var n int64
-	if _, err := pgx.ForEachRow(rows, []any{&currency, &n}, func() error { openQualified[currency] = n; return nil }); err != nil {
-		return err
-	}
 	r.Velocity = []Velocity{}
-	for _, cur := range sortedKeys(openQualified, byCurrency) {
+	for _, cur := range sortedKeys(b.openQualified, byCurrency) {
 		c := byCurrency[cur]
 		v := Velocity{
 			Currency:           cur,
-			OpenQualifiedDeals: openQualified[cur],
+			OpenQualifiedDeals: b.openQualified[cur],
 			WinRate:            countRatio(c.won, c.won+c.lost),
 			AvgWonAmount:       roundNull(c.avgWon, moneyPlaces),
 			MedianCycleDays:    c.median,

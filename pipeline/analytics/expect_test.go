@@ -370,8 +370,8 @@ func (e *expecter) open() (analytics.OpenPipeline, analytics.DealSet) {
 		if d.owner < 0 {
 			op.WithoutOwner++
 		}
-		for _, h := range d.history {
-			if e.ds.stages[h.stage].isClosed {
+		for j, h := range d.history {
+			if e.ds.stages[h.stage].isClosed && j+1 < len(d.history) { // a closed stay that ended
 				op.Reopened++
 				break
 			}

@@ -54,7 +54,6 @@ type LeadFunnel struct {
 const leadMonthsSQL = `
 SELECT to_char(l.sql_at AT TIME ZONE 'UTC', 'YYYY-MM') AS month, count(*)
 FROM leads l
-LEFT JOIN owners o ON o.id = l.owner_id
 WHERE l.deleted_at IS NULL AND l.sql_at >= @lv_from AND l.sql_at < @lv_until AND %s
 GROUP BY 1`
 
@@ -104,7 +103,6 @@ SELECT count(*),
        count(*) FILTER (WHERE l.sql_at IS NOT NULL OR w.id IS NOT NULL),
        count(w.id)
 FROM leads l
-LEFT JOIN owners o ON o.id = l.owner_id
 LEFT JOIN deals w ON w.id = l.converted_deal_id AND w.is_won AND w.deleted_at IS NULL
 WHERE l.deleted_at IS NULL AND l.remote_created_at >= @from AND l.remote_created_at < @until AND %s`
 

@@ -16,8 +16,9 @@ import (
 // per forecast category (the vendor's value as stored, "none" when empty) within each
 // currency. Weighted = amount × probability, where probability is the deal's own, else
 // its stage's, else 0. ClosingInPeriod is the amount of the open deals whose close date
-// is in the period. Reopened counts the open deals whose history shows an earlier stay
-// in a closed stage; WithoutOwner the open deals without a (resolved) owner.
+// is in the period. Reopened counts the open deals whose history shows a stay in a closed
+// stage that ended (exited_at set): closed, then reopened. WithoutOwner counts the open
+// deals without a (resolved) owner.
 type OpenPipeline struct {
 	Deals              int64            `json:"deals"`
 	WithoutOwner       int64            `json:"deals_without_owner"`
@@ -68,43 +69,75 @@ type CurrencyAmount struct {
 	Amount             decimal.Decimal `json:"amount"`
 }
 
-const openPipelineSQL = `
-WITH open AS (
-    SELECT coalesce(s.canonical_stage, 'unmapped')            AS stage,
-           coalesce(nullif(d.forecast_category, ''), 'none')  AS category,
-           coalesce(d.currency, '')                           AS currency,
-           d.amount,
-           d.amount * coalesce(d.probability, s.probability, 0) AS weighted,
-           d.close_date,
-           d.owner_id
-    FROM deals d
-    LEFT JOIN owners o ON o.id = d.owner_id
-    LEFT JOIN stages s ON s.id = d.stage_id
-    WHERE d.deleted_at IS NULL AND NOT d.is_closed AND %s
-)
-SELECT grouping(stage), grouping(category), coalesce(stage, ''), coalesce(category, ''), currency,
-       count(*),
-       count(*) FILTER (WHERE amount IS NULL),
-       coalesce(sum(amount), 0),
-       round(coalesce(sum(weighted), 0), 2),
-       coalesce(sum(amount) FILTER (WHERE close_date BETWEEN @ps::date AND @pe::date), 0),
-       count(*) FILTER (WHERE owner_id IS NULL),
-       count(*) FILTER (WHERE close_date < @today::date),
-       count(*) FILTER (WHERE close_date < @today::date AND amount IS NULL),
-       coalesce(sum(amount) FILTER (WHERE close_date < @today::date), 0)
-FROM open
-GROUP BY GROUPING SETS ((stage, currency), (category, currency), (currency))
-ORDER BY 1, 2, stage COLLATE "C", category COLLATE "C", currency COLLATE "C"`
+// ownerKeySQL is OwnerRow.Owner for a deal d with owner o.
+const ownerKeySQL = `CASE WHEN d.owner_id IS NULL THEN ''
+            WHEN coalesce(o.email, '') = '' THEN 'id:' || o.id
+            ELSE lower(o.email) END`
 
+// openPipelineSQL aggregates the open deals in one pass: first per stage, forecast
+// category, owner and currency straight from deals_open_report_idx (no join per deal;
+// the weighted amount is split into the deals with their own probability and those
+// weighted by their stage's), then per stage, forecast category, owner and currency, each
+// within currency, over those groups.
+const openPipelineSQL = `
+WITH g AS (
+    SELECT d.stage_id, d.forecast_category, d.owner_id, d.currency,
+           count(*)                                                         AS deals,
+           count(*) FILTER (WHERE d.amount IS NULL)                         AS no_amount,
+           sum(d.amount)                                                    AS amount,
+           sum(d.amount * d.probability)                                    AS weighted_own,
+           sum(d.amount) FILTER (WHERE d.probability IS NULL)               AS amount_by_stage,
+           sum(d.amount) FILTER (WHERE d.close_date BETWEEN @ps::date AND @pe::date) AS closing,
+           count(*) FILTER (WHERE d.close_date < @today::date)              AS past,
+           count(*) FILTER (WHERE d.close_date < @today::date AND d.amount IS NULL) AS past_no_amount,
+           sum(d.amount) FILTER (WHERE d.close_date < @today::date)         AS past_amount
+    FROM deals d
+    WHERE d.deleted_at IS NULL AND NOT d.is_closed AND %s
+    GROUP BY 1, 2, 3, 4
+), open AS (
+    SELECT coalesce(s.canonical_stage, 'unmapped')            AS stage,
+           coalesce(nullif(g.forecast_category, ''), 'none')  AS category,
+           coalesce(g.currency, '')                           AS currency,
+           CASE WHEN g.owner_id IS NULL THEN ''
+                WHEN coalesce(o.email, '') = '' THEN 'id:' || o.id
+                ELSE lower(o.email) END                       AS owner,
+           o.name                                             AS owner_name,
+           o.team                                             AS owner_team,
+           coalesce(g.weighted_own, 0) + coalesce(g.amount_by_stage * s.probability, 0) AS weighted,
+           g.owner_id, g.deals, g.no_amount, g.amount, g.closing, g.past, g.past_no_amount, g.past_amount
+    FROM g
+    LEFT JOIN stages s ON s.id = g.stage_id
+    LEFT JOIN owners o ON o.id = g.owner_id
+)
+SELECT grouping(stage), grouping(category), grouping(owner),
+       coalesce(stage, ''), coalesce(category, ''), coalesce(owner, ''), currency,
+       coalesce(max(owner_name), ''), coalesce(max(owner_team), ''),
+       sum(deals),
+       sum(no_amount),
+       coalesce(sum(amount), 0),
+       round(sum(weighted), 2),
+       coalesce(sum(closing), 0),
+       coalesce(sum(deals) FILTER (WHERE owner_id IS NULL), 0),
+       sum(past),
+       sum(past_no_amount),
+       coalesce(sum(past_amount), 0),
+       coalesce(sum(deals) FILTER (WHERE stage IN ('qualification', 'needs_assessment', 'proposal', 'negotiation', 'closing')), 0)
+FROM open
+GROUP BY GROUPING SETS ((stage, currency), (category, currency), (owner, currency), (currency))
+ORDER BY 1, 2, 3, stage COLLATE "C", category COLLATE "C", currency COLLATE "C"`
+
+// reopenedSQL counts open deals with a stay in a closed stage that ended: closed, then
+// reopened. The partial index deal_stage_history_left_closed_idx finds those stays.
 const reopenedSQL = `
 SELECT count(*)
 FROM deals d
-LEFT JOIN owners o ON o.id = d.owner_id
 WHERE d.deleted_at IS NULL AND NOT d.is_closed AND %s
-  AND EXISTS (SELECT 1 FROM deal_stage_history h JOIN stages s ON s.id = h.stage_id
-              WHERE h.deal_id = d.id AND s.is_closed)`
+  AND EXISTS (SELECT 1 FROM deal_stage_history h
+              WHERE h.deal_id = d.id AND h.exited_at IS NOT NULL
+                AND h.stage_id IN (SELECT id FROM stages WHERE is_closed))`
 
-// openPipeline fills the open pipeline and the deals past their close date.
+// openPipeline fills the open pipeline, the deals past their close date, the open part
+// of the owner rows and the open qualified deals of the pipeline velocity.
 func (b *builder) openPipeline(ctx context.Context) error {
 	rows, err := b.tx.Query(ctx, fmt.Sprintf(openPipelineSQL, b.req.Scope.dealFilter()), b.args())
 	if err != nil {
@@ -115,23 +148,32 @@ func (b *builder) openPipeline(ctx context.Context) error {
 	past := &b.report.PastCloseDate
 	past.ByCurrency = []CurrencyAmount{}
 	var (
-		gStage, gCategory                 int
-		stage, category                   string
+		gStage, gCategory, gOwner         int
+		stage, category, owner            string
+		name, team                        string
 		a                                 Amounts
 		closing, pastAmount               decimal.Decimal
 		withoutOwner, pastDeals, pastNoAm int64
+		qualified                         int64
 	)
-	_, err = pgx.ForEachRow(rows, []any{&gStage, &gCategory, &stage, &category, &a.Currency, &a.Deals,
-		&a.DealsWithoutAmount, &a.Amount, &a.Weighted, &closing, &withoutOwner, &pastDeals, &pastNoAm, &pastAmount}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&gStage, &gCategory, &gOwner, &stage, &category, &owner, &a.Currency, &name, &team,
+		&a.Deals, &a.DealsWithoutAmount, &a.Amount, &a.Weighted, &closing, &withoutOwner, &pastDeals, &pastNoAm, &pastAmount,
+		&qualified}, func() error {
 		switch {
 		case gStage == 0:
 			op.ByStage = append(op.ByStage, StageAmount{Stage: stage, Amounts: a})
 		case gCategory == 0:
 			op.ByForecastCategory = append(op.ByForecastCategory, ForecastAmount{ForecastCategory: category, Amounts: a})
+		case gOwner == 0:
+			o := b.ownerRow(owner, a.Currency, name, team)
+			o.OpenDeals, o.OpenAmount, o.Weighted = a.Deals, a.Amount, a.Weighted
 		default:
 			op.ByCurrency = append(op.ByCurrency, PipelineTotal{Amounts: a, ClosingInPeriod: closing})
 			op.Deals += a.Deals
 			op.WithoutOwner += withoutOwner
+			if qualified > 0 {
+				b.openQualified[a.Currency] = qualified
+			}
 			if pastDeals > 0 {
 				past.Deals += pastDeals
 				past.ByCurrency = append(past.ByCurrency, CurrencyAmount{
@@ -175,7 +217,6 @@ WITH pushed AS (
 SELECT coalesce(d.currency, ''), count(*), count(*) FILTER (WHERE d.amount IS NULL), coalesce(sum(d.amount), 0)
 FROM pushed p
 JOIN deals d ON d.id = p.deal_id
-LEFT JOIN owners o ON o.id = d.owner_id
 WHERE d.deleted_at IS NULL AND %s
 GROUP BY 1
 ORDER BY coalesce(d.currency, '') COLLATE "C"`
@@ -218,41 +259,39 @@ type OwnerRow struct {
 	WinRate    decimal.NullDecimal `json:"win_rate"`
 }
 
-const ownersSQL = `
-SELECT * FROM (
-SELECT CASE WHEN d.owner_id IS NULL THEN ''
-            WHEN coalesce(o.email, '') = '' THEN 'id:' || o.id
-            ELSE lower(o.email) END AS owner,
-       coalesce(max(o.name), ''), coalesce(max(o.team), ''), coalesce(d.currency, '') AS currency,
-       count(*) FILTER (WHERE NOT d.is_closed),
-       coalesce(sum(d.amount) FILTER (WHERE NOT d.is_closed), 0),
-       round(coalesce(sum(d.amount * coalesce(d.probability, s.probability, 0)) FILTER (WHERE NOT d.is_closed), 0), 2),
-       count(*) FILTER (WHERE d.is_won),
-       coalesce(sum(d.amount) FILTER (WHERE d.is_won), 0),
-       count(*) FILTER (WHERE d.is_closed AND NOT d.is_won)
-FROM deals d
-LEFT JOIN owners o ON o.id = d.owner_id
-LEFT JOIN stages s ON s.id = d.stage_id
-WHERE d.deleted_at IS NULL AND %s
-  AND (NOT d.is_closed OR (d.closed_at >= @from AND d.closed_at < @until))
-GROUP BY 1, 4
-) rows
-ORDER BY owner = '', owner COLLATE "C", currency COLLATE "C"`
-
-func (b *builder) owners(ctx context.Context) error {
-	rows, err := b.tx.Query(ctx, fmt.Sprintf(ownersSQL, b.req.Scope.dealFilter()), b.args())
-	if err != nil {
-		return err
+// ownerRow returns the row of owner and currency, creating it; name and team are kept
+// when set (the greatest, as SQL's max, when one email has several).
+func (b *builder) ownerRow(owner, currency, name, team string) *OwnerRow {
+	key := [2]string{owner, currency}
+	o := b.ownerRows[key]
+	if o == nil {
+		o = &OwnerRow{Owner: owner, Currency: currency}
+		b.ownerRows[key] = o
 	}
-	b.report.Owners = []OwnerRow{}
-	var o OwnerRow
-	_, err = pgx.ForEachRow(rows, []any{&o.Owner, &o.Name, &o.Team, &o.Currency, &o.OpenDeals, &o.OpenAmount,
-		&o.Weighted, &o.WonDeals, &o.WonAmount, &o.LostDeals}, func() error {
-		o.WinRate = countRatio(o.WonDeals, o.WonDeals+o.LostDeals)
-		b.report.Owners = append(b.report.Owners, o)
-		return nil
+	o.Name, o.Team = max(o.Name, name), max(o.Team, team)
+	return o
+}
+
+// owners orders the owner rows (deals without an owner last) and computes their win rates.
+func (b *builder) owners(context.Context) error {
+	rows := slices.Collect(maps.Values(b.ownerRows))
+	slices.SortFunc(rows, func(x, y *OwnerRow) int {
+		return cmp.Or(cmp.Compare(boolRank(x.Owner == ""), boolRank(y.Owner == "")),
+			cmp.Compare(x.Owner, y.Owner), cmp.Compare(x.Currency, y.Currency))
 	})
-	return err
+	b.report.Owners = make([]OwnerRow, 0, len(rows))
+	for _, o := range rows {
+		o.WinRate = countRatio(o.WonDeals, o.WonDeals+o.LostDeals)
+		b.report.Owners = append(b.report.Owners, *o)
+	}
+	return nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // sortedKeys returns the keys of both maps, sorted and without duplicates.

@@ -13,8 +13,8 @@
 //   - A deal without an amount counts in every count and adds nothing to any sum; it is
 //     reported in deals_without_amount. A deal without an owner counts in the org totals,
 //     in its own owner row ("owner": "") and in no team or owner target.
-//   - A reopened deal (closed, then open again: its stage history shows a stay in a closed
-//     stage and it is open now) is an open deal; its earlier close never counts. A deal
+//   - A reopened deal (closed, then open again: it is open now and its stage history shows
+//     a stay in a closed stage that ended) is an open deal; its earlier close never counts. A deal
 //     closed, reopened and closed again counts once, at its last close.
 package analytics
 
@@ -95,6 +95,11 @@ func BuildReport(ctx context.Context, db DB, req Request) (*Report, error) {
 		return nil, fmt.Errorf("beginning report snapshot: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	// The queries are short aggregates: compiling them (JIT) costs more than it saves, and
+	// their hash tables fit in memory with a little more than the default work_mem.
+	if _, err := tx.Exec(ctx, "SET LOCAL jit = off; SET LOCAL work_mem = '64MB'"); err != nil {
+		return nil, fmt.Errorf("configuring report snapshot: %w", err)
+	}
 
 	q, args := req.Scope.existsQuery()
 	var exists bool
@@ -117,7 +122,8 @@ func BuildReport(ctx context.Context, db DB, req Request) (*Report, error) {
 		},
 		Scope: ScopeInfo{Kind: req.Scope.Kind, Value: req.Scope.Value},
 	}
-	b := &builder{tx: tx, req: req, today: today, report: r}
+	b := &builder{tx: tx, req: req, today: today, report: r,
+		openQualified: map[string]int64{}, ownerRows: map[[2]string]*OwnerRow{}}
 	steps := []struct {
 		name string
 		run  func(context.Context) error
@@ -125,8 +131,8 @@ func BuildReport(ctx context.Context, db DB, req Request) (*Report, error) {
 		{"lead velocity", b.leadVelocity},
 		{"lead funnel", b.leadFunnel},
 		{"stage funnel", b.stageFunnel},
-		{"closed deals", b.closedDeals},
 		{"open pipeline", b.openPipeline},
+		{"closed deals", b.closedDeals},
 		{"coverage", b.coverage},
 		{"slipped deals", b.slipped},
 		{"owners", b.owners},
@@ -162,6 +168,10 @@ type builder struct {
 	req    Request
 	today  time.Time
 	report *Report
+	// openQualified (per currency) and ownerRows (per owner and currency) are filled by
+	// one step and completed by a later one.
+	openQualified map[string]int64
+	ownerRows     map[[2]string]*OwnerRow
 }
 
 // args are the named parameters every metric query may use.
