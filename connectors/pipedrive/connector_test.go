@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"golang.org/x/oauth2"
 
 	"github.com/pipewatch/pipewatch/connectors"
+	"github.com/pipewatch/pipewatch/connectors/connectortest"
 	"github.com/pipewatch/pipewatch/connectors/pipedrive"
 	"github.com/pipewatch/pipewatch/connectors/pipedrive/pipedrivetest"
 	"github.com/pipewatch/pipewatch/pipeline"
@@ -391,6 +393,35 @@ func TestAuth(t *testing.T) {
 		for _, r := range reqs {
 			require.Equal(t, "token", r.Auth, "%s", r.Path)
 			require.False(t, r.Query.Has("api_token"), "%s", r.Path)
+		}
+	})
+
+	t.Run("OAuthBearerWithTheAPIDomainAsBase", func(t *testing.T) {
+		t.Parallel()
+		fake := pipedrivetest.NewServer(pipedrivetest.Options{ClientID: "client", ClientSecret: "secret", RefreshToken: "rt-1"})
+		t.Cleanup(fake.Close)
+		fake.Generate(pipedrivetest.Account{Deals: 30, Leads: 10})
+		conf := &oauth2.Config{ClientID: "client", ClientSecret: "secret", Endpoint: oauth2.Endpoint{
+			TokenURL: fake.URL() + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader, // Basic client auth
+		}}
+		ts := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: "rt-1"})
+		tok, err := ts.Token()
+		require.NoError(t, err)
+		apiDomain, _ := tok.Extra("api_domain").(string)
+		require.Equal(t, fake.URL(), apiDomain)
+		require.NotEqual(t, "rt-1", fake.RefreshToken(), "Pipedrive rotates the refresh token")
+
+		hc := connectors.NewHTTPClient(connectors.HTTPConfig{Auth: ts, RateLimits: pipedrive.RateLimits()})
+		conn, err := pipedrive.New(pipedrive.Config{BaseURL: apiDomain}, hc)
+		require.NoError(t, err)
+		for _, stream := range []string{pipedrive.StreamOwners, pipedrive.StreamDeals, pipedrive.StreamLeads} {
+			pages, err := connectortest.ReadAll(ctx, conn, connectors.ReadRequest{Stream: stream, SyncStart: time.Now()})
+			require.NoError(t, err, stream)
+			require.NotEmpty(t, pages)
+		}
+		for _, r := range fake.Requests() {
+			require.Equal(t, "bearer", r.Auth, r.Path)
+			require.True(t, strings.HasPrefix(r.Path, "/api/v1/") || strings.HasPrefix(r.Path, "/api/v2/"), "api_domain paths: %s", r.Path)
 		}
 	})
 
