@@ -116,7 +116,9 @@ func TestV2Lists(t *testing.T) {
 	t.Run("UpdatedSinceIsInclusiveAndUntilExclusive", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, pipedrivetest.Options{})
-		at := func(m int) pipedrivetest.Time { return pipedrivetest.T(b.clock.Now().Add(time.Duration(m) * time.Minute)) }
+		at := func(m int) pipedrivetest.Time {
+			return pipedrivetest.T(b.clock.Now().Add(time.Duration(m) * time.Minute))
+		}
 		d1 := b.fake.AddDeal(pipedrivetest.Deal{Title: "a", UpdateTime: at(-30)})
 		d2 := b.fake.AddDeal(pipedrivetest.Deal{Title: "b", UpdateTime: at(-20)})
 		b.fake.AddDeal(pipedrivetest.Deal{Title: "c", UpdateTime: at(-10)})
