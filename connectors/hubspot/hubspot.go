@@ -178,7 +178,9 @@ func New(cfg Config, hc *http.Client) (*Connector, error) {
 }
 
 // Streams lists the streams, referenced entities first.
-func (c *Connector) Streams() []connectors.Stream { return append([]connectors.Stream(nil), c.streams...) }
+func (c *Connector) Streams() []connectors.Stream {
+	return append([]connectors.Stream(nil), c.streams...)
+}
 
 // Read returns the page of req.Stream after req.Cursor.
 func (c *Connector) Read(ctx context.Context, req connectors.ReadRequest) (connectors.Page, error) {

@@ -37,11 +37,11 @@ type accessToken struct {
 }
 
 type tokenTable struct {
-	private  map[string]bool
-	clients  map[string]string // client id → secret
-	access   map[string]accessToken
-	refresh  map[string]*grantState // current refresh tokens
-	retired  map[string]*grantState // rotated-away refresh tokens
+	private map[string]bool
+	clients map[string]string // client id → secret
+	access  map[string]accessToken
+	refresh map[string]*grantState // current refresh tokens
+	retired map[string]*grantState // rotated-away refresh tokens
 }
 
 func newTokenTable() tokenTable {

@@ -38,12 +38,12 @@ var objectTypes = []objectType{
 // object is one CRM record. Published objects are never modified: mutations replace them
 // with a changed copy, so handlers can encode them after releasing the lock.
 type object struct {
-	id       int64
-	props    map[string]string
-	raw      map[string]json.RawMessage // property values served verbatim (malformed payloads)
-	record   json.RawMessage            // the whole record served verbatim (malformed payloads)
-	created  time.Time
-	modified int64 // ms; the watermark property
+	id         int64
+	props      map[string]string
+	raw        map[string]json.RawMessage // property values served verbatim (malformed payloads)
+	record     json.RawMessage            // the whole record served verbatim (malformed payloads)
+	created    time.Time
+	modified   int64 // ms; the watermark property
 	archived   bool
 	archivedAt time.Time
 	assoc      map[string][]int64
