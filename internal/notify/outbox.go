@@ -27,12 +27,8 @@ type Enqueuer interface {
 	EnqueueDeliveryTx(ctx context.Context, tx pgx.Tx, notificationID int64) error
 }
 
-// Notification states (notifications.state).
-const (
-	statePending = "pending"
-	stateSent    = "sent"
-	stateFailed  = "failed"
-)
+// statePending is the state of a notification waiting for delivery (notifications.state).
+const statePending = "pending"
 
 // notification is one outbox row as delivery reads it.
 type notification struct {

@@ -209,7 +209,7 @@ func (d *Deliverer) lookupUser(ctx context.Context, email string) (slackUser, er
 	}
 	if u.Deleted {
 		return slackUser{}, &slackFailure{method: "users.lookupByEmail", code: "user_disabled", kind: permanent,
-			err: fmt.Errorf("Slack user %s is deactivated", u.ID)}
+			err: fmt.Errorf("the Slack account %s is deactivated", u.ID)}
 	}
 	found := slackUser{ID: u.ID, TZ: u.TZ}
 	if err := d.cacheUser(ctx, email, &found, now.Add(userCacheTTL)); err != nil {

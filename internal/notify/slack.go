@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,17 @@ func NewSlackClient(token, apiURL string) *slack.Client {
 		opts = append(opts, slack.OptionAPIURL(apiURL))
 	}
 	return slack.New(token, opts...)
+}
+
+// CheckSlackToken asks Slack (auth.test) whether the bot token works, so the worker can
+// say at startup what is wrong instead of failing every message. It returns the
+// workspace name.
+func CheckSlackToken(ctx context.Context, api *slack.Client) (string, error) {
+	res, err := api.AuthTestContext(ctx)
+	if err != nil {
+		return "", fmt.Errorf("checking SLACK_BOT_TOKEN with Slack's auth.test: %w", err)
+	}
+	return res.Team, nil
 }
 
 // failureKind says what a failed Slack call means for the notification.
