@@ -67,6 +67,7 @@ type File struct {
 	Targets     []Target
 	Rules       Rules
 	Routing     Routing
+	Reminders   Reminders
 }
 
 // Section is one top-level key of the config file.
@@ -88,6 +89,7 @@ var sections = []Section{
 	targetsSection,
 	rulesSection,
 	routingSection,
+	remindersSection,
 }
 
 // Load reads and validates the file at path. Environment variables named by the file
