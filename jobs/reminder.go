@@ -119,7 +119,9 @@ func NewPlanRemindersWorker(deps *Deps) *PlanRemindersWorker {
 }
 
 // Timeout leaves room for large pipelines (pages of 200 deals, one transaction each).
-func (w *PlanRemindersWorker) Timeout(*river.Job[PlanRemindersArgs]) time.Duration { return 10 * time.Minute }
+func (w *PlanRemindersWorker) Timeout(*river.Job[PlanRemindersArgs]) time.Duration {
+	return 10 * time.Minute
+}
 
 // Work plans.
 func (w *PlanRemindersWorker) Work(ctx context.Context, job *river.Job[PlanRemindersArgs]) error {
