@@ -55,3 +55,12 @@ func (r ConnectorRegistry) New(ctx context.Context, p ConnectorParams) (connecto
 	}
 	return c, nil
 }
+
+// DefaultConnectors is the registry of every connector this build has, each sending its
+// requests through the shared HTTP chain configured by chain (the zero value takes the
+// defaults).
+func DefaultConnectors(chain connectors.HTTPConfig) ConnectorRegistry {
+	return ConnectorRegistry{
+		"hubspot":   HubSpotConnector(chain),
+	}
+}

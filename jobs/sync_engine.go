@@ -188,11 +188,17 @@ func (e *SyncEngine) Run(ctx context.Context, req SyncRequest) (SyncResult, erro
 
 var errUnknownStream = errors.New("unknown stream")
 
-// RunConnection runs every stream of a connection in the connector's order (referenced
-// entities first), deletion streams included, and returns one result per stream. It stops
-// early when a stream needs re-authorization or the context ends.
+// RunConnection runs every stream of a connection in mode: RunStreams with no more settings.
 func (e *SyncEngine) RunConnection(ctx context.Context, connectionID int64, mode connectors.Mode, allowInactive bool) ([]SyncResult, error) {
-	conn, err := store.LoadConnection(ctx, e.DB, connectionID)
+	return e.RunStreams(ctx, SyncRequest{ConnectionID: connectionID, Mode: mode, AllowInactive: allowInactive})
+}
+
+// RunStreams runs every stream of req.ConnectionID (req.Stream is ignored) in the
+// connector's order, referenced entities first and deletion streams included, and returns
+// one result per stream. It stops early when the credentials are rejected or the context
+// ends; other failures don't keep the remaining streams from syncing.
+func (e *SyncEngine) RunStreams(ctx context.Context, req SyncRequest) ([]SyncResult, error) {
+	conn, err := store.LoadConnection(ctx, e.DB, req.ConnectionID)
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +212,13 @@ func (e *SyncEngine) RunConnection(ctx context.Context, connectionID int64, mode
 		errs    []error
 	)
 	for _, s := range connector.Streams() {
-		res, err := e.Run(ctx, SyncRequest{ConnectionID: connectionID, Stream: s.Name, Mode: mode, AllowInactive: allowInactive})
+		sreq := req
+		sreq.Stream = s.Name
+		res, err := e.Run(ctx, sreq)
 		results = append(results, res)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s %s: %w", conn.Name, s.Name, err))
-			if errors.Is(err, connectors.ErrUnauthorized) || ctx.Err() != nil {
+			if errors.Is(err, connectors.ErrUnauthorized) || errors.Is(err, errInactive) || ctx.Err() != nil {
 				break
 			}
 		}

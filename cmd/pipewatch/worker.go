@@ -36,6 +36,9 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 		return err
 	}
 	deps := &jobs.Deps{Pool: pool, Logger: a.logger}
+	if err := addSyncDeps(deps); err != nil {
+		return err
+	}
 	client, err := jobs.NewClient(deps, cfg)
 	if err != nil {
 		return err
