@@ -119,20 +119,25 @@ type streamReader func(ctx context.Context, req connectors.ReadRequest) (connect
 
 // Stream names. They key sync cursors and sync runs, so they never change.
 const (
-	StreamOwners             = "owners"
-	StreamPipelines          = "pipelines"
-	StreamCompanies          = "companies"
-	StreamContacts           = "contacts"
-	StreamDeals              = "deals"
-	StreamCalls              = "calls"
-	StreamEmails             = "emails"
-	StreamMeetings           = "meetings"
-	StreamNotes              = "notes"
-	StreamTasks              = "tasks"
-	StreamArchivedCompanies  = "archived_companies"
-	StreamArchivedContacts   = "archived_contacts"
-	StreamArchivedDeals      = "archived_deals"
-	StreamArchivedActivities = "archived_activities"
+	StreamOwners            = "owners"
+	StreamArchivedOwners    = "archived_owners"
+	StreamPipelines         = "pipelines"
+	StreamCompanies         = "companies"
+	StreamContacts          = "contacts"
+	StreamDeals             = "deals"
+	StreamCalls             = "calls"
+	StreamEmails            = "emails"
+	StreamMeetings          = "meetings"
+	StreamNotes             = "notes"
+	StreamTasks             = "tasks"
+	StreamArchivedCompanies = "archived_companies"
+	StreamArchivedContacts  = "archived_contacts"
+	StreamArchivedDeals     = "archived_deals"
+	StreamArchivedCalls     = "archived_calls"
+	StreamArchivedEmails    = "archived_emails"
+	StreamArchivedMeetings  = "archived_meetings"
+	StreamArchivedNotes     = "archived_notes"
+	StreamArchivedTasks     = "archived_tasks"
 )
 
 // New returns a connector reading cfg's portal through hc, the chain from
@@ -148,13 +153,16 @@ func New(cfg Config, hc *http.Client) (*Connector, error) {
 	c.stages.ttl = stageCacheTTL
 	c.stages.now = c.cfg.NowFunc
 
-	activities := []pipeline.Entity{pipeline.EntityActivities}
 	type streamDef struct {
 		stream connectors.Stream
 		read   streamReader
 	}
+	owners := []pipeline.Entity{pipeline.EntityOwners}
+	// Active and archived owners are two lists, read by two streams of one request each;
+	// neither reconciles, so neither tombstones the other's owners.
 	defs := []streamDef{
-		{connectors.Stream{Name: StreamOwners, Entities: []pipeline.Entity{pipeline.EntityOwners}, Reconcile: true}, c.readOwners},
+		{connectors.Stream{Name: StreamOwners, Entities: owners}, c.ownersReader(false)},
+		{connectors.Stream{Name: StreamArchivedOwners, Entities: owners}, c.ownersReader(true)},
 		{connectors.Stream{Name: StreamPipelines, Entities: []pipeline.Entity{pipeline.EntityPipelines, pipeline.EntityStages}, Reconcile: true}, c.readPipelines},
 	}
 	for _, spec := range c.objectSpecs() {
@@ -164,11 +172,14 @@ func New(cfg Config, hc *http.Client) (*Connector, error) {
 		})
 	}
 	defs = append(defs,
-		streamDef{connectors.Stream{Name: StreamArchivedCompanies, Entities: []pipeline.Entity{pipeline.EntityAccounts}}, c.archivedReader(StreamArchivedCompanies, "companies")},
-		streamDef{connectors.Stream{Name: StreamArchivedContacts, Entities: []pipeline.Entity{pipeline.EntityContacts, pipeline.EntityLeads}}, c.archivedReader(StreamArchivedContacts, "contacts")},
-		streamDef{connectors.Stream{Name: StreamArchivedDeals, Entities: []pipeline.Entity{pipeline.EntityDeals}}, c.archivedReader(StreamArchivedDeals, "deals")},
-		streamDef{connectors.Stream{Name: StreamArchivedActivities, Entities: activities}, c.archivedReader(StreamArchivedActivities, engagementTypes...)},
+		streamDef{connectors.Stream{Name: StreamArchivedCompanies, Entities: []pipeline.Entity{pipeline.EntityAccounts}}, c.archivedReader("companies")},
+		streamDef{connectors.Stream{Name: StreamArchivedContacts, Entities: []pipeline.Entity{pipeline.EntityContacts, pipeline.EntityLeads}}, c.archivedReader("contacts")},
+		streamDef{connectors.Stream{Name: StreamArchivedDeals, Entities: []pipeline.Entity{pipeline.EntityDeals}}, c.archivedReader("deals")},
 	)
+	for _, e := range engagements {
+		name := "archived_" + e.stream
+		defs = append(defs, streamDef{connectors.Stream{Name: name, Entities: []pipeline.Entity{pipeline.EntityActivities}}, c.archivedReader(e.objectType)})
+	}
 	c.readers = make(map[string]streamReader, len(defs))
 	for _, d := range defs {
 		c.streams = append(c.streams, d.stream)

@@ -13,12 +13,10 @@ import (
 	"github.com/pipewatch/pipewatch/pipeline"
 )
 
-// listCursor pages through list endpoints (Full reads, archived lists, owners): the
-// vendor's opaque `after` token and, for streams over several object types or lists, the
-// index of the current one.
+// listCursor pages through list endpoints (Full reads, archived lists, owners) with the
+// vendor's opaque `after` token.
 type listCursor struct {
 	Full  bool   `json:"full,omitempty"`
-	Part  int    `json:"part,omitempty"`
 	After string `json:"after,omitempty"`
 }
 
@@ -30,7 +28,7 @@ func decodeListCursor(c connectors.Cursor, full bool) (listCursor, error) {
 	}
 	dec := json.NewDecoder(strings.NewReader(string(c)))
 	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cur); err != nil || cur.Full != full || cur.Part < 0 {
+	if err := dec.Decode(&cur); err != nil || cur.Full != full {
 		mode := "an incremental"
 		if full {
 			mode = "a full"
@@ -88,19 +86,15 @@ func (c *Connector) readList(ctx context.Context, spec objectSpec, cursor connec
 	return page, nil
 }
 
-// archivedReader lists the archived records of objectTypes (in turn) as deletions. The
+// archivedReader lists the archived records of objectType as deletions. The
 // streams are re-read whole each run (HubSpot keeps archived records 90 days); a record
 // restored since comes back through its normal stream, its last-modified stamp bumped.
-func (c *Connector) archivedReader(stream string, objectTypes ...string) streamReader {
+func (c *Connector) archivedReader(objectType string) streamReader {
 	return func(ctx context.Context, req connectors.ReadRequest) (connectors.Page, error) {
 		cur, err := decodeListCursor(req.Cursor, false)
 		if err != nil {
 			return connectors.Page{}, err
 		}
-		if cur.Part >= len(objectTypes) {
-			return connectors.Page{}, connectors.Permanent(fmt.Errorf("hubspot: cursor %q is past the end of stream %s", req.Cursor, stream))
-		}
-		objectType := objectTypes[cur.Part]
 		q := url.Values{}
 		q.Set("limit", strconv.Itoa(min(c.cfg.PageSize, listMaxLimit)))
 		q.Set("archived", "true")
@@ -133,9 +127,7 @@ func (c *Connector) archivedReader(stream string, objectTypes ...string) streamR
 		case after != "" && after == cur.After:
 			return connectors.Page{}, fmt.Errorf("listing archived %s after %q: the list made no progress", objectType, cur.After)
 		case after != "":
-			page.Next = listCursor{Part: cur.Part, After: after}.encode()
-		case cur.Part+1 < len(objectTypes):
-			page.Next = listCursor{Part: cur.Part + 1}.encode()
+			page.Next = listCursor{After: after}.encode()
 		default:
 			page.Done = true
 		}

@@ -204,8 +204,6 @@ var engagements = []engagement{
 	{StreamTasks, "tasks", pipeline.ActivityTask, "hs_task_subject", []string{"hs_task_status"}},
 }
 
-var engagementTypes = []string{"calls", "emails", "meetings", "notes", "tasks"}
-
 func (e engagement) properties() []string {
 	props := []string{"hs_timestamp", "hubspot_owner_id", "createdate", "hs_lastmodifieddate", e.subject}
 	return append(props, e.extra...)

@@ -32,48 +32,43 @@ type ownerBody struct {
 	UpdatedAt string `json:"updatedAt"`
 }
 
-// readOwners lists the active owners, and in Full mode then the archived ones (reps who
-// left), kept with Active false so reconciliation does not tombstone them.
-func (c *Connector) readOwners(ctx context.Context, req connectors.ReadRequest) (connectors.Page, error) {
-	full := req.Mode == connectors.Full
-	cur, err := decodeListCursor(req.Cursor, full)
-	if err != nil {
-		return connectors.Page{}, err
-	}
-	archived := cur.Part == 1
-	if cur.Part > 1 || (archived && !full) {
-		return connectors.Page{}, connectors.Permanent(fmt.Errorf("hubspot: cursor %q is past the end of stream owners", req.Cursor))
-	}
-	q := url.Values{}
-	q.Set("limit", "100")
-	q.Set("archived", strconv.FormatBool(archived))
-	if cur.After != "" {
-		q.Set("after", cur.After)
-	}
-	var pb pageBody
-	if _, err := c.call(ctx, "GET", "/crm/v3/owners", q, nil, &pb); err != nil {
-		return connectors.Page{}, fmt.Errorf("listing owners (archived=%t) after %q: %w", archived, cur.After, err)
-	}
-	var page connectors.Page
-	for i, raw := range pb.Results {
-		owner, skipped := mapOwner(i, raw)
-		if skipped != nil {
-			page.Skipped = append(page.Skipped, *skipped)
-			continue
+// ownersReader lists the active owners, or the archived ones (reps who left, kept with
+// Active false so their deals keep their owner).
+func (c *Connector) ownersReader(archived bool) streamReader {
+	return func(ctx context.Context, req connectors.ReadRequest) (connectors.Page, error) {
+		cur, err := decodeListCursor(req.Cursor, false)
+		if err != nil {
+			return connectors.Page{}, err
 		}
-		page.Owners = append(page.Owners, owner)
+		q := url.Values{}
+		q.Set("limit", "100")
+		q.Set("archived", strconv.FormatBool(archived))
+		if cur.After != "" {
+			q.Set("after", cur.After)
+		}
+		var pb pageBody
+		if _, err := c.call(ctx, "GET", "/crm/v3/owners", q, nil, &pb); err != nil {
+			return connectors.Page{}, fmt.Errorf("listing owners (archived=%t) after %q: %w", archived, cur.After, err)
+		}
+		var page connectors.Page
+		for i, raw := range pb.Results {
+			owner, skipped := mapOwner(i, raw)
+			if skipped != nil {
+				page.Skipped = append(page.Skipped, *skipped)
+				continue
+			}
+			page.Owners = append(page.Owners, owner)
+		}
+		switch after := pb.next(); {
+		case after != "" && after == cur.After:
+			return connectors.Page{}, fmt.Errorf("listing owners after %q: the list made no progress", cur.After)
+		case after != "":
+			page.Next = listCursor{After: after}.encode()
+		default:
+			page.Done = true
+		}
+		return page, nil
 	}
-	switch after := pb.next(); {
-	case after != "" && after == cur.After:
-		return connectors.Page{}, fmt.Errorf("listing owners after %q: the list made no progress", cur.After)
-	case after != "":
-		page.Next = listCursor{Full: full, Part: cur.Part, After: after}.encode()
-	case full && !archived:
-		page.Next = listCursor{Full: true, Part: 1}.encode()
-	default:
-		page.Done = true
-	}
-	return page, nil
 }
 
 func mapOwner(index int, raw json.RawMessage) (pipeline.Owner, *connectors.SkippedRecord) {

@@ -199,6 +199,8 @@ func (c *Connector) readIncremental(ctx context.Context, spec objectSpec, req co
 			vendorNow = c.cfg.NowFunc() // no Date header: our clock is all there is
 		}
 		cur.Hi = min(cur.Hi, vendorNow.Add(-c.cfg.Lag).UnixMilli())
+		c.cfg.Logger.DebugContext(ctx, "hubspot: incremental window", "stream", spec.stream,
+			"from", formatMillis(cur.From), "to", formatMillis(cur.Hi), "vendor_now", resp.vendorNow)
 	}
 	more := pb.next() != ""
 
@@ -261,6 +263,10 @@ func (c *Connector) readIncremental(ctx context.Context, spec objectSpec, req co
 			// A page made of one millisecond, or ending in a long run of it (a bulk update,
 			// likely to fill the next page too), continues by reading that millisecond by id.
 			next.Drain = len(emit) == 0 || len(inWindow)-len(emit) >= max(1, c.cfg.PageSize/4)
+			if next.Drain {
+				c.cfg.Logger.InfoContext(ctx, "hubspot: reading records that share one modification time by id",
+					"stream", spec.stream, "modified", formatMillis(last), "in_page", len(inWindow)-len(emit))
+			}
 		}
 	}
 

@@ -26,8 +26,10 @@ func TestStreams(t *testing.T) {
 			names = append(names, s.Name)
 		}
 		require.Equal(t, []string{
-			"owners", "pipelines", "companies", "contacts", "deals", "calls", "emails", "meetings", "notes", "tasks",
-			"archived_companies", "archived_contacts", "archived_deals", "archived_activities",
+			"owners", "archived_owners", "pipelines", "companies", "contacts", "deals",
+			"calls", "emails", "meetings", "notes", "tasks",
+			"archived_companies", "archived_contacts", "archived_deals",
+			"archived_calls", "archived_emails", "archived_meetings", "archived_notes", "archived_tasks",
 		}, names)
 		deals, _ := connectors.StreamByName(e.conn, "deals")
 		require.Equal(t, connectors.Stream{Name: "deals", Entities: []pipeline.Entity{pipeline.EntityDeals}, Incremental: true, Reconcile: true}, deals)
@@ -53,13 +55,16 @@ func TestStreams(t *testing.T) {
 		require.True(t, o.Active)
 		require.NotEmpty(t, o.Raw)
 
-		// A full read (reconciliation) keeps the rep who left, inactive.
-		b, _, _ = e.read(t, hubspot.StreamOwners, connectors.Full, "", time.Now())
-		require.Len(t, b.Owners, 2)
-		i := slices.IndexFunc(b.Owners, func(o pipeline.Owner) bool { return o.ExternalID == left })
-		require.GreaterOrEqual(t, i, 0)
-		require.False(t, b.Owners[i].Active)
-		require.Equal(t, "West", b.Owners[i].Team)
+		// The rep who left is kept, inactive, by its own stream.
+		b, _, _ = e.read(t, hubspot.StreamArchivedOwners, connectors.Full, "", time.Now())
+		require.Len(t, b.Owners, 1)
+		require.Equal(t, left, b.Owners[0].ExternalID)
+		require.False(t, b.Owners[0].Active)
+		require.Equal(t, "West", b.Owners[0].Team)
+		for _, name := range []string{hubspot.StreamOwners, hubspot.StreamArchivedOwners} {
+			s, _ := connectors.StreamByName(e.conn, name)
+			require.False(t, s.Reconcile, "%s must not tombstone the other stream's owners", name)
+		}
 	})
 
 	t.Run("PipelinesAndStages", func(t *testing.T) {
@@ -264,13 +269,13 @@ func TestStreams(t *testing.T) {
 			{Entity: pipeline.EntityLeads, ExternalID: contacts[0], DeletedAt: b.Deletions[0].DeletedAt},
 		}, b.Deletions)
 
-		b, _, _ = e.read(t, hubspot.StreamArchivedActivities, connectors.Incremental, "", time.Now())
-		var ids []string
-		for _, d := range b.Deletions {
-			require.Equal(t, pipeline.EntityActivities, d.Entity)
-			ids = append(ids, d.ExternalID)
+		for stream, want := range map[string]string{hubspot.StreamArchivedCalls: calls[1], hubspot.StreamArchivedNotes: notes[2]} {
+			b, _, _ = e.read(t, stream, connectors.Full, "", time.Now())
+			require.Len(t, b.Deletions, 1, stream)
+			require.Equal(t, pipeline.Deletion{Entity: pipeline.EntityActivities, ExternalID: want, DeletedAt: b.Deletions[0].DeletedAt}, b.Deletions[0])
 		}
-		require.ElementsMatch(t, []string{calls[1], notes[2]}, ids)
+		b, _, _ = e.read(t, hubspot.StreamArchivedEmails, connectors.Full, "", time.Now())
+		require.Empty(t, b.Deletions)
 
 		// Archived deals are absent from search and from Full reads.
 		live, _, _ := e.read(t, hubspot.StreamDeals, connectors.Incremental, "", time.Now())
