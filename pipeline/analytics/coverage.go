@@ -72,8 +72,8 @@ WITH t AS (
 ), in_period AS (
     SELECT lower(o.email) AS email, o.team, p.currency, sum(p.open) AS open, sum(p.won) AS won
     FROM (SELECT d.owner_id, coalesce(d.currency, '') AS currency,
-                 sum(d.amount) FILTER (WHERE NOT d.is_closed AND lower(coalesce(d.forecast_category, '')) <> 'omitted') AS open,
-                 sum(d.amount) FILTER (WHERE d.is_won) AS won
+                 sum(d.amount) FILTER (WHERE lower(coalesce(d.forecast_category, '')) <> 'omitted') AS open,
+                 NULL::numeric AS won
           FROM deals d
           WHERE d.deleted_at IS NULL AND NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date AND %[2]s
           GROUP BY 1, 2

@@ -40,22 +40,20 @@ var funnelStages = []pipeline.CanonicalStage{
 	pipeline.StageProposal, pipeline.StageNegotiation, pipeline.StageClosing, pipeline.StageClosedWon,
 }
 
+// stageFunnelSQL ranks each cohort deal by the furthest open canonical stage of its
+// history and its current stage (1 = lead_generation … 6 = closing), in one pass: the
+// cohort from deals_created_report_idx, the history from deal_stage_history_deal_idx.
 const stageFunnelSQL = `
-WITH cohort AS (
-    SELECT d.id, d.is_won, d.stage_id
+WITH ranked AS (
+    SELECT d.is_won,
+           greatest(max(array_position(@open_stages::text[], hs.canonical_stage)),
+                    max(array_position(@open_stages::text[], cs.canonical_stage))) AS rank
     FROM deals d
+    LEFT JOIN stages cs ON cs.id = d.stage_id
+    LEFT JOIN deal_stage_history h ON h.deal_id = d.id
+    LEFT JOIN stages hs ON hs.id = h.stage_id
     WHERE d.deleted_at IS NULL AND d.remote_created_at >= @from AND d.remote_created_at < @until AND %s
-), history AS (
-    SELECT h.deal_id, max(array_position(@open_stages::text[], s.canonical_stage)) AS rank
-    FROM deal_stage_history h
-    JOIN stages s ON s.id = h.stage_id
-    WHERE h.deal_id IN (SELECT id FROM cohort)
-    GROUP BY h.deal_id
-), ranked AS (
-    SELECT c.is_won, greatest(hi.rank, array_position(@open_stages::text[], cs.canonical_stage)) AS rank
-    FROM cohort c
-    LEFT JOIN history hi ON hi.deal_id = c.id
-    LEFT JOIN stages cs ON cs.id = c.stage_id
+    GROUP BY d.id, d.is_won
 )
 SELECT count(*),
        count(*) FILTER (WHERE is_won OR rank >= 1),
