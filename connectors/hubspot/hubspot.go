@@ -2,11 +2,22 @@
 // pipelines and stages, companies, contacts (and the leads among them), deals with their
 // stage history, engagements (calls, emails, meetings, notes, tasks) and archived records.
 //
+// Streams, in sync order (names are stable; they key cursors and runs):
+//
+//	owners, archived_owners        active owners; reps who left (Active false)
+//	pipelines                      deal pipelines and their stages (reconcilable)
+//	companies, contacts, deals     incremental search; Full = list (reconcilable);
+//	                               contacts also yield the leads among them
+//	calls, emails, meetings,       incremental search → activities linked to a deal and a
+//	notes, tasks                   contact (not reconcilable: they share one table)
+//	archived_<type>                deletions, for companies, contacts, deals and each
+//	                               engagement type
+//
 // Incremental streams use the search API ordered by last-modified time with keyset paging
 // that never loses or repeats records sharing a millisecond and never pages into the
 // 10,000-result cap; Full reads (reconciliation) use the list endpoints. Authentication,
 // retries and rate limiting live in the *http.Client (connectors.NewHTTPClient with
-// RateLimits and a bearer or OAuth token source).
+// RateLimits and a bearer or OAuth token source); see ExampleNew for the wiring.
 package hubspot
 
 import (
