@@ -12,7 +12,7 @@ import (
 )
 
 // buildUpsert returns the statement that merges a staging table into its synced table and
-// reports (inserted, updated, inserted ids[, observed deal changes]).
+// reports (inserted, updated, inserted ids). For deals it also records observed changes.
 //
 // $1 = connection id, $2 = synced_at, $3 = the records come from a Full read.
 func buildUpsert(s *entitySpec) string {
@@ -46,28 +46,16 @@ func buildUpsert(s *entitySpec) string {
 	sets = append(sets, "synced_at = EXCLUDED.synced_at", "deleted_at = NULL")
 
 	returning := "t.id, t.xmax = 0 AS inserted"
-	var prev, obs, obsCount string
+	var prev, observe string
 	if s.observe {
-		// prev reads the stored versions before the upsert: every part of the statement
-		// sees the same snapshot.
+		// prev reads the stored versions before the upsert (every part of the statement
+		// sees the same snapshot), one index probe per staged id.
 		prev = fmt.Sprintf(`prev AS (
 	SELECT d.id, d.stage_external_id, d.stage_entered_at, d.close_date, d.amount, d.owner_external_id
-	FROM deals d WHERE d.connection_id = $1 AND d.external_id IN (SELECT external_id FROM %s)
+	FROM deals d WHERE d.connection_id = $1 AND d.external_id = ANY(ARRAY(SELECT external_id FROM %s))
 ), `, s.stageTable)
 		returning += ", t.stage_id, t.stage_external_id, t.stage_entered_at, t.close_date, t.amount, t.owner_external_id, t.remote_updated_at"
-		obs = `, obs AS (
-	INSERT INTO pw_deal_observed
-	SELECT up.id, prev.stage_external_id, up.stage_external_id, up.stage_id, prev.stage_entered_at,
-	       prev.close_date, up.close_date, prev.amount, up.amount, prev.owner_external_id, up.owner_external_id,
-	       coalesce(up.remote_updated_at, $2),
-	       CASE WHEN up.stage_entered_at IS NOT NULL AND up.stage_entered_at IS DISTINCT FROM prev.stage_entered_at
-	            THEN up.stage_entered_at ELSE coalesce(up.remote_updated_at, $2) END
-	FROM up JOIN prev ON prev.id = up.id
-	WHERE (prev.stage_external_id, prev.close_date, prev.amount, prev.owner_external_id)
-	      IS DISTINCT FROM (up.stage_external_id, up.close_date, up.amount, up.owner_external_id)
-	RETURNING 1
-)`
-		obsCount = ", (SELECT count(*) FROM obs)"
+		observe = observeCTEs
 	}
 
 	// The latest version of each record wins within the batch (ties: the last one read).
@@ -83,27 +71,36 @@ func buildUpsert(s *entitySpec) string {
 	RETURNING %[10]s
 )%[11]s
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted),
-       coalesce(array_agg(id) FILTER (WHERE inserted), '{}')%[12]s
+       coalesce(array_agg(id) FILTER (WHERE inserted), '{}')
 FROM up`,
 		s.stageTable, prev, s.entity, strings.Join(insertCols, ", "), strings.Join(selects, ", "), strings.Join(joins, "\n\t"),
-		strings.Join(sets, ", "), strings.Join(stored, ", "), strings.Join(incoming, ", "), returning, obs, obsCount)
+		strings.Join(sets, ", "), strings.Join(stored, ", "), strings.Join(incoming, ", "), returning, observe)
 }
 
-const createObservedSQL = `CREATE TEMP TABLE pw_deal_observed (
-	deal_id bigint, old_stage text, new_stage text, new_stage_id bigint, old_stage_entered_at timestamptz,
-	old_close_date date, new_close_date date, old_amount numeric, new_amount numeric, old_owner text, new_owner text,
-	changed_at timestamptz, stage_entered timestamptz
-) ON COMMIT DROP`
-
-// observeSQL records what changed in the deals of pw_deal_observed: a deal_changes row per
-// changed field, and for stage moves the stay in the previous stage (when no recorded stay
-// covers it), the closing of open stays elsewhere and the opening of the new stay. Every
-// statement takes $1 = connection id.
-var observeSQL = []string{
-	`INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at)
+// observeCTEs record, in the statement that upserts deals, what changed in the deals it
+// updated: a deal_changes row per changed field (stage, close date, amount, owner) at the
+// deal's remote_updated_at, and for a stage move the stay in the previous stage (when no
+// recorded stay covers it), the closing of open stays in other stages and the opening of
+// the stay in the new stage, entered at the vendor's stage entry time when it moved, else
+// at the deal's remote_updated_at. The CTEs touch disjoint rows, so their order within the
+// statement does not matter.
+const observeCTEs = `, obs AS (
+	SELECT up.id AS deal_id, prev.stage_external_id AS old_stage, up.stage_external_id AS new_stage,
+	       up.stage_id AS new_stage_id, prev.stage_entered_at AS old_stage_entered_at,
+	       prev.close_date AS old_close_date, up.close_date AS new_close_date, prev.amount AS old_amount,
+	       up.amount AS new_amount, prev.owner_external_id AS old_owner, up.owner_external_id AS new_owner,
+	       coalesce(up.remote_updated_at, $2) AS changed_at,
+	       CASE WHEN up.stage_entered_at IS NOT NULL AND up.stage_entered_at IS DISTINCT FROM prev.stage_entered_at
+	            THEN up.stage_entered_at ELSE coalesce(up.remote_updated_at, $2) END AS stage_entered
+	FROM up JOIN prev ON prev.id = up.id
+	WHERE (prev.stage_external_id, prev.close_date, prev.amount, prev.owner_external_id)
+	      IS DISTINCT FROM (up.stage_external_id, up.close_date, up.amount, up.owner_external_id)
+), moves AS (
+	SELECT * FROM obs WHERE old_stage IS DISTINCT FROM new_stage
+), changes AS (
+	INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at)
 	SELECT o.deal_id, v.field, v.old_value, v.new_value, o.changed_at
-	FROM pw_deal_observed o
-	JOIN deals d ON d.id = o.deal_id AND d.connection_id = $1
+	FROM obs o
 	CROSS JOIN LATERAL (VALUES
 		('stage', o.old_stage, o.new_stage, o.old_stage IS DISTINCT FROM o.new_stage),
 		('close_date', to_char(o.old_close_date, 'YYYY-MM-DD'), to_char(o.new_close_date, 'YYYY-MM-DD'),
@@ -111,28 +108,30 @@ var observeSQL = []string{
 		('amount', o.old_amount::text, o.new_amount::text, o.old_amount IS DISTINCT FROM o.new_amount),
 		('owner', o.old_owner, o.new_owner, o.old_owner IS DISTINCT FROM o.new_owner)
 	) AS v(field, old_value, new_value, changed)
-	WHERE v.changed`,
-	`INSERT INTO deal_stage_history (deal_id, stage_id, stage_external_id, entered_at, exited_at, source)
+	WHERE v.changed
+), left_stays AS (
+	INSERT INTO deal_stage_history (deal_id, stage_id, stage_external_id, entered_at, exited_at, source)
 	SELECT o.deal_id, st.id, o.old_stage, o.old_stage_entered_at, o.stage_entered, 'observed'
-	FROM pw_deal_observed o
+	FROM moves o
 	LEFT JOIN stages st ON st.connection_id = $1 AND st.external_id = o.old_stage
-	WHERE o.old_stage IS DISTINCT FROM o.new_stage AND o.old_stage IS NOT NULL
-	  AND o.old_stage_entered_at IS NOT NULL AND o.old_stage_entered_at < o.stage_entered
+	WHERE o.old_stage IS NOT NULL AND o.old_stage_entered_at IS NOT NULL AND o.old_stage_entered_at < o.stage_entered
 	  AND NOT EXISTS (SELECT 1 FROM deal_stage_history h
 	                  WHERE h.deal_id = o.deal_id AND h.stage_external_id = o.old_stage
 	                    AND (h.exited_at IS NULL OR h.exited_at > o.old_stage_entered_at))
-	ON CONFLICT (deal_id, stage_external_id, entered_at) DO NOTHING`,
-	`UPDATE deal_stage_history h SET exited_at = o.stage_entered
-	FROM pw_deal_observed o, deals d
-	WHERE h.deal_id = o.deal_id AND d.id = o.deal_id AND d.connection_id = $1 AND o.old_stage IS DISTINCT FROM o.new_stage
-	  AND h.exited_at IS NULL AND h.stage_external_id IS DISTINCT FROM o.new_stage AND h.entered_at <= o.stage_entered`,
-	`INSERT INTO deal_stage_history (deal_id, stage_id, stage_external_id, entered_at, source)
+	ON CONFLICT (deal_id, stage_external_id, entered_at) DO NOTHING
+), closed_stays AS (
+	UPDATE deal_stage_history h SET exited_at = o.stage_entered
+	FROM moves o
+	WHERE h.deal_id = o.deal_id AND h.exited_at IS NULL AND h.stage_external_id IS DISTINCT FROM o.new_stage
+	  AND h.entered_at <= o.stage_entered
+), new_stays AS (
+	INSERT INTO deal_stage_history (deal_id, stage_id, stage_external_id, entered_at, source)
 	SELECT o.deal_id, coalesce(o.new_stage_id, st.id), o.new_stage, o.stage_entered, 'observed'
-	FROM pw_deal_observed o
+	FROM moves o
 	LEFT JOIN stages st ON st.connection_id = $1 AND st.external_id = o.new_stage
-	WHERE o.old_stage IS DISTINCT FROM o.new_stage AND o.new_stage IS NOT NULL
-	ON CONFLICT (deal_id, stage_external_id, entered_at) DO NOTHING`,
-}
+	WHERE o.new_stage IS NOT NULL
+	ON CONFLICT (deal_id, stage_external_id, entered_at) DO NOTHING
+)`
 
 // resolveSQL maps a target entity to the statements that resolve the references waiting
 // for its rows inserted now ($1 = connection id, $2 = the inserted ids).
@@ -157,13 +156,6 @@ func writeEntity(ctx context.Context, tx pgx.Tx, w Write, spec *entitySpec, n in
 	if _, err := tx.Exec(ctx, spec.createSQL); err != nil {
 		return Counts{}, fmt.Errorf("creating staging table: %w", err)
 	}
-	drop := "DROP TABLE " + spec.stageTable
-	if spec.observe {
-		if _, err := tx.Exec(ctx, createObservedSQL); err != nil {
-			return Counts{}, fmt.Errorf("creating observation table: %w", err)
-		}
-		drop += ", pw_deal_observed"
-	}
 	ids := make(map[string]struct{}, n)
 	_, err := tx.CopyFrom(ctx, pgx.Identifier{spec.stageTable}, spec.copyColumns(), pgx.CopyFromSlice(n, func(i int) ([]any, error) {
 		r := rows(i)
@@ -176,14 +168,10 @@ func writeEntity(ctx context.Context, tx pgx.Tx, w Write, spec *entitySpec, n in
 	}
 	staged := int64(len(ids))
 	var (
-		inserted, updated, observed int64
-		insertedIDs                 []int64
+		inserted, updated int64
+		insertedIDs       []int64
 	)
-	dest := []any{&inserted, &updated, &insertedIDs}
-	if spec.observe {
-		dest = append(dest, &observed)
-	}
-	if err := tx.QueryRow(ctx, spec.upsertSQL, w.ConnectionID, w.SyncedAt, w.FullRead).Scan(dest...); err != nil {
+	if err := tx.QueryRow(ctx, spec.upsertSQL, w.ConnectionID, w.SyncedAt, w.FullRead).Scan(&inserted, &updated, &insertedIDs); err != nil {
 		return Counts{}, fmt.Errorf("upserting: %w", err)
 	}
 	if len(insertedIDs) > 0 {
@@ -191,12 +179,7 @@ func writeEntity(ctx context.Context, tx pgx.Tx, w Write, spec *entitySpec, n in
 			return Counts{}, fmt.Errorf("resolving references to new %s: %w", spec.entity, err)
 		}
 	}
-	if observed > 0 {
-		if err := execAll(ctx, tx, observeSQL, w.ConnectionID); err != nil {
-			return Counts{}, fmt.Errorf("recording observed deal changes: %w", err)
-		}
-	}
-	if _, err := tx.Exec(ctx, drop); err != nil {
+	if _, err := tx.Exec(ctx, "DROP TABLE "+spec.stageTable); err != nil {
 		return Counts{}, fmt.Errorf("dropping staging table: %w", err)
 	}
 	return Counts{Inserted: inserted, Updated: updated, Unchanged: staged - inserted - updated}, nil
