@@ -19,8 +19,8 @@ const PipedriveTokenURL = "https://oauth.pipedrive.com/oauth/token"
 
 // PipedriveConnector returns the constructor of pipedrive connections. chain holds HTTP
 // client settings applied to every connection (timeouts, retry waits; the zero value takes
-// the defaults); the constructor fills in the connection's rate limits, credentials,
-// limiter registry, stats, logger and clock.
+// the defaults); the constructor fills in the connection's credentials, limiter registry,
+// stats, logger, clock and, unless chain sets them, Pipedrive's rate limits.
 //
 // Connection settings: base_url (default https://api.pipedrive.com, or the api_domain
 // stored with an OAuth grant); options company_domain (for deal links), lookback, lag
@@ -35,18 +35,19 @@ func PipedriveConnector(chain connectors.HTTPConfig) NewConnectorFunc {
 		hc := chain
 		hc.Connection = "pipedrive/" + strconv.FormatInt(p.Connection.ID, 10)
 		hc.Limiters = p.Limiters
-		hc.RateLimits = pipedrive.RateLimits()
+		if hc.RateLimits.Budgets == nil {
+			hc.RateLimits = pipedrive.RateLimits()
+		}
 		hc.Logger = p.Logger
 		hc.Stats = p.Stats
 		hc.NowFunc = p.NowFunc
 		switch {
 		case p.Credentials.OAuth != nil:
-			db, ok := p.DB.(credentials.Beginner)
-			if !ok || p.CredentialStore == nil {
-				return nil, errors.New("an OAuth connection needs the credential store and a database that can begin transactions")
+			if p.DB == nil || p.CredentialStore == nil {
+				return nil, errors.New("an OAuth connection needs the credential store and the database")
 			}
 			ts, err := credentials.NewOAuthTokenSource(credentials.OAuthSourceConfig{
-				DB: db, Store: p.CredentialStore, ConnectionID: p.Connection.ID, Logger: p.Logger, NowFunc: p.NowFunc,
+				DB: p.DB, Store: p.CredentialStore, ConnectionID: p.Connection.ID, Logger: p.Logger, NowFunc: p.NowFunc,
 				Endpoint: oauth2.Endpoint{TokenURL: PipedriveTokenURL, AuthStyle: oauth2.AuthStyleInHeader},
 			})
 			if err != nil {

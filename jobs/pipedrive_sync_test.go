@@ -20,6 +20,7 @@ import (
 	"github.com/pipewatch/pipewatch/internal/dbtest"
 	"github.com/pipewatch/pipewatch/internal/secrets"
 	"github.com/pipewatch/pipewatch/jobs"
+	"github.com/pipewatch/pipewatch/pipeline/store"
 )
 
 const pipedriveTestToken = "pd-e2e-token"
@@ -41,6 +42,8 @@ type pipedriveSetup struct {
 	options map[string]string
 	// wrap, when set, wraps the connector the engine builds.
 	wrap func(connectors.Connector) connectors.Connector
+	// oauth stores an OAuth grant instead of an API token.
+	oauth bool
 }
 
 func newPipedriveBundle(ctx context.Context, t *testing.T, db jobs.SyncDB, s pipedriveSetup) *pipedriveBundle {
@@ -68,7 +71,12 @@ func newPipedriveBundle(ctx context.Context, t *testing.T, db jobs.SyncDB, s pip
 	box, err := secrets.New(key)
 	require.NoError(t, err)
 	creds := &credentials.Store{Box: box}
-	require.NoError(t, creds.Save(ctx, db, connID, credentials.Credentials{Token: pipedriveTestToken}))
+	stored := credentials.Credentials{Token: pipedriveTestToken}
+	if s.oauth {
+		stored = credentials.Credentials{OAuth: &credentials.OAuth{ClientID: s.fake.ClientID, ClientSecret: s.fake.ClientSecret,
+			TokenURL: fake.URL() + "/oauth/token", RefreshToken: s.fake.RefreshToken}}
+	}
+	require.NoError(t, creds.Save(ctx, db, connID, stored))
 
 	build := jobs.PipedriveConnector(connectors.HTTPConfig{RetryWaitMin: time.Millisecond, RetryWaitMax: 5 * time.Millisecond, RetryMax: 3})
 	registry := jobs.ConnectorRegistry{"pipedrive": func(ctx context.Context, p jobs.ConnectorParams) (connectors.Connector, error) {
@@ -140,6 +148,38 @@ func (b *pipedriveBundle) requireExact(ctx context.Context, t *testing.T) {
 	}
 }
 
+func TestPipedriveConnectorSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	build := jobs.PipedriveConnector(connectors.HTTPConfig{})
+	params := func(cfg store.ConnectionConfig, creds credentials.Credentials) jobs.ConnectorParams {
+		return jobs.ConnectorParams{Connection: store.Connection{ID: 1, Name: "pd", Kind: "pipedrive", Config: cfg}, Credentials: creds}
+	}
+	token := credentials.Credentials{Token: "t"}
+
+	c, err := build(ctx, params(store.ConnectionConfig{Options: map[string]string{"company_domain": "acme", "lag": "2m", "page_size": "200"}}, token))
+	require.NoError(t, err)
+	require.Equal(t, "https://acme.pipedrive.com/deal/9", c.(*pipedrive.Connector).DealURL("9"))
+
+	for _, tt := range []struct {
+		name  string
+		cfg   store.ConnectionConfig
+		creds credentials.Credentials
+		err   string
+	}{
+		{"NoCredentials", store.ConnectionConfig{}, credentials.Credentials{},
+			"no credentials are stored for this connection: set auth.token_env (an API token) or auth.oauth and run `pipewatch apply`"},
+		{"BadLag", store.ConnectionConfig{Options: map[string]string{"lag": "soon"}}, token, `options.lag "soon" is not a duration (like 5m)`},
+		{"BadPageSize", store.ConnectionConfig{Options: map[string]string{"page_size": "1000"}}, token, "pipedrive page size 1000 is outside 1–500"},
+		{"BadBaseURL", store.ConnectionConfig{BaseURL: "ftp://x"}, token, `pipedrive base_url "ftp://x" is not an http(s) URL`},
+		{"OAuthWithoutStore", store.ConnectionConfig{}, credentials.Credentials{OAuth: &credentials.OAuth{RefreshToken: "r"}},
+			"an OAuth connection needs the credential store and the database"},
+	} {
+		_, err := build(ctx, params(tt.cfg, tt.creds))
+		require.EqualError(t, err, tt.err, tt.name)
+	}
+}
+
 func TestPipedriveSync(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -175,6 +215,25 @@ func TestPipedriveSync(t *testing.T) {
 			require.Zero(t, r.Inserted+r.Updated+r.Deleted, "stream %s wrote", stream)
 		}
 		b.requireExact(ctx, t)
+	})
+
+	t.Run("OAuthGrantRefreshesWithBasicClientAuthAndPersistsTheRotation", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, pipedriveSetup{
+			fake:    pipedrivetest.Options{ClientID: "pd-client", ClientSecret: "pd-secret", RefreshToken: "rt-initial"},
+			account: pipedrivetest.Account{Deals: 50, Leads: 10},
+			oauth:   true,
+		})
+		b.syncAll(ctx, t)
+		b.requireExact(ctx, t)
+		for _, r := range b.fake.Requests() {
+			require.Equal(t, "bearer", r.Auth, r.Path)
+		}
+		stored, err := b.engine.Credentials.Load(ctx, b.db, b.connID)
+		require.NoError(t, err)
+		require.NotEqual(t, "rt-initial", stored.OAuth.RefreshToken)
+		require.Equal(t, b.fake.RefreshToken(), stored.OAuth.RefreshToken, "the rotated refresh token is saved")
+		require.NotEmpty(t, stored.OAuth.AccessToken)
 	})
 
 	t.Run("ChangesDeletionsAndRestores", func(t *testing.T) {
