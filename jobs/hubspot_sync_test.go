@@ -100,6 +100,10 @@ func (b *hubspotBundle) requireExact(ctx context.Context, t *testing.T) {
 		engagements = append(engagements, b.fake.IDs(typ, false)...)
 	}
 	require.ElementsMatch(t, engagements, b.liveIDs(ctx, t, "activities"))
+	require.ElementsMatch(t, append(append([]string{}, hubspottest.DefaultStages...), hubspottest.CustomStages...),
+		b.liveIDs(ctx, t, "stages"))
+	require.EqualValues(t, 0, countRows(ctx, t, b.db, `SELECT count(*) FROM stages WHERE connection_id = $1
+		AND (canonical_stage IS NULL OR pipeline_id IS NULL OR probability IS NULL)`, b.connID), "stages mapped and linked")
 
 	rows, err := b.db.Query(ctx, `SELECT d.external_id, coalesce(d.amount::text, ''), d.stage_external_id, coalesce(d.owner_external_id, ''),
 			d.stage_id IS NOT NULL, (SELECT count(*) FROM deal_stage_history h WHERE h.deal_id = d.id)
