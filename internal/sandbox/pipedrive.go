@@ -1,0 +1,188 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/pipewatch/pipewatch/connectors/pipedrive/pipedrivetest"
+	"github.com/pipewatch/pipewatch/pipeline"
+)
+
+// pipedriveStages are the stages of the Pipedrive team's pipeline, in order. Pipedrive has
+// no won or lost stages: a closed deal keeps its last stage and its status says how it ended.
+var pipedriveStages = []struct {
+	name        string
+	canonical   pipeline.CanonicalStage
+	probability int
+	rotDays     int // Pipedrive's "rotting" days (0: off)
+}{
+	{"Qualified", pipeline.StageQualification, 10, 0},
+	{"Needs defined", pipeline.StageNeedsAssessment, 25, 0},
+	{"Proposal made", pipeline.StageProposal, 50, 14},
+	{"Negotiations started", pipeline.StageNegotiation, 75, 21},
+	{"Contract sent", pipeline.StageClosing, 90, 10},
+}
+
+// pipedriveAccount writes the Pipedrive team's records into the fake account and remembers
+// their ids there.
+type pipedriveAccount struct {
+	srv      *pipedrivetest.Server
+	clock    *vendorClock
+	pipeline int
+	stages   map[pipeline.CanonicalStage]int
+	users    map[*Person]int
+	orgs     map[*Account]int
+	persons  map[*Lead]int
+	deals    map[*Deal]int
+}
+
+func newPipedriveAccount(srv *pipedrivetest.Server, clock *vendorClock) *pipedriveAccount {
+	return &pipedriveAccount{srv: srv, clock: clock, stages: map[pipeline.CanonicalStage]int{}, users: map[*Person]int{},
+		orgs: map[*Account]int{}, persons: map[*Lead]int{}, deals: map[*Deal]int{}}
+}
+
+func pdTime(t time.Time) pipedrivetest.Time { return pipedrivetest.T(t) }
+
+func pdTimePtr(t time.Time) *pipedrivetest.Time { return pipedrivetest.TimePtr(t) }
+
+func ptr[T any](v T) *T { return &v }
+
+// seed writes the company's Pipedrive team: users (with their own time zones), the
+// pipeline, organizations, persons, leads, deals and their activities.
+func (p *pipedriveAccount) seed(c *Company) {
+	start := c.Now.AddDate(-2, 0, 0)
+	pl := p.srv.AddPipeline(pipedrivetest.Pipeline{Name: "APAC sales", OrderNr: 1, IsSelected: true,
+		IsDealProbabilityEnabled: true, AddTime: pdTime(start), UpdateTime: pdTime(start)})
+	p.pipeline = pl.ID
+	for i, s := range pipedriveStages {
+		st := pipedrivetest.Stage{Name: s.name, OrderNr: i + 1, PipelineID: pl.ID, DealProbability: s.probability,
+			AddTime: pdTime(start), UpdateTime: pdTime(start)}
+		if s.rotDays > 0 {
+			st.IsDealRotEnabled, st.DaysToRotten = true, ptr(s.rotDays)
+		}
+		p.stages[s.canonical] = p.srv.AddStage(st).ID
+	}
+	for _, t := range c.Teams {
+		if t.CRM != Pipedrive {
+			continue
+		}
+		for _, person := range t.People() {
+			u := p.srv.AddUser(pipedrivetest.User{Name: person.Name(), Email: person.Email, TimezoneName: person.Timezone,
+				Active: true, Created: start, Modified: start})
+			p.users[person] = u.ID
+		}
+	}
+	for _, a := range c.Accounts {
+		if a.Team.CRM != Pipedrive {
+			continue
+		}
+		o := p.srv.AddOrganization(pipedrivetest.Organization{Name: a.Name, OwnerID: p.users[a.Owner], VisibleTo: 3,
+			LabelIDs: []int{}, CustomFields: map[string]any{}, AddTime: pdTime(a.Created), UpdateTime: pdTime(a.Created)})
+		p.orgs[a] = o.ID
+	}
+	for _, l := range c.Leads {
+		if l.Team.CRM != Pipedrive {
+			continue
+		}
+		p.addLead(l)
+	}
+	for _, d := range c.Deals {
+		if d.Team.CRM != Pipedrive {
+			continue
+		}
+		p.addDeal(d, c.Now)
+	}
+}
+
+// addLead adds the person, and a Leads Inbox entry for a lead that never became a deal.
+func (p *pipedriveAccount) addLead(l *Lead) {
+	org := p.orgs[l.Account]
+	person := p.srv.AddPerson(pipedrivetest.Person{
+		Name: l.Name(), FirstName: l.First, LastName: l.Last, OwnerID: p.users[l.Owner], OrgID: &org, VisibleTo: 3,
+		Emails:   []pipedrivetest.ContactDetail{{Value: l.Email, Primary: true, Label: "work"}},
+		LabelIDs: []int{}, CustomFields: map[string]any{}, AddTime: pdTime(l.Created), UpdateTime: pdTime(l.Created),
+	})
+	p.persons[l] = person.ID
+	if !l.ConvertedAt.IsZero() {
+		return
+	}
+	updated := l.Created
+	for _, t := range []time.Time{l.MQLAt, l.SQLAt} {
+		if t.After(updated) {
+			updated = t
+		}
+	}
+	p.srv.AddLead(pipedrivetest.Lead{
+		Title: l.Account.Name + " lead", OwnerID: p.users[l.Owner], CreatorID: p.users[l.Owner], PersonID: &person.ID,
+		OrganizationID: &org, SourceName: l.Source, Origin: "API", IsArchived: l.Disqualified, WasSeen: !l.MQLAt.IsZero(),
+		AddTime: l.Created.UTC().Truncate(time.Millisecond), UpdateTime: updated.UTC().Truncate(time.Millisecond),
+	})
+}
+
+// addDeal adds the deal as it stands now, then its activities at their times (Pipedrive
+// bumps a deal when its last or next activity changes), then sets its last change.
+func (p *pipedriveAccount) addDeal(d *Deal, now time.Time) {
+	stage := d.Stages[len(d.Stages)-1]
+	if !d.Open() && len(d.Stages) > 1 {
+		stage = d.Stages[len(d.Stages)-2] // a closed deal keeps its last stage
+	}
+	org, person := p.orgs[d.Account], p.persons[d.Contact]
+	pd := pipedrivetest.Deal{
+		Title: d.Name, CreatorUserID: p.users[d.Owner], OwnerID: p.users[d.Owner], PersonID: &person, OrgID: &org,
+		PipelineID: p.pipeline, StageID: p.stages[stage.Stage], Value: json.Number(d.Amount.String()), Currency: d.Currency,
+		AddTime: pdTime(d.Created), UpdateTime: pdTime(d.Created), VisibleTo: 3, Origin: "ManuallyCreated",
+		LabelIDs: []int{}, CustomFields: map[string]any{},
+		ExpectedCloseDate: ptr(d.CloseDate.Format(time.DateOnly)),
+	}
+	if len(d.Stages) > 1 {
+		pd.StageChangeTime = pdTimePtr(stage.Entered)
+	}
+	switch {
+	case d.Won():
+		pd.Status, pd.WonTime, pd.CloseTime = "won", pdTimePtr(d.ClosedAt), pdTimePtr(d.ClosedAt)
+	case !d.Open():
+		pd.Status, pd.LostTime, pd.CloseTime = "lost", pdTimePtr(d.ClosedAt), pdTimePtr(d.ClosedAt)
+		pd.LostReason = ptr("No budget")
+	default:
+		pd.Status = "open"
+	}
+	p.deals[d] = p.srv.AddDeal(pd).ID
+	for _, a := range d.Activities {
+		p.addActivity(d, a, now)
+	}
+	p.setUpdated(d, d.Updated(now))
+}
+
+// setUpdated sets the deal's update_time to at.
+func (p *pipedriveAccount) setUpdated(d *Deal, at time.Time) {
+	p.clock.set(at)
+	defer p.clock.set(time.Time{})
+	_ = p.srv.UpdateDeal(p.deals[d], func(pd *pipedrivetest.Deal) { pd.UpdateTime = pdTime(at) })
+}
+
+// pipedriveTypes are Pipedrive's activity types per kind.
+var pipedriveTypes = map[pipeline.ActivityKind]string{
+	pipeline.ActivityCall: "call", pipeline.ActivityEmail: "email", pipeline.ActivityMeeting: "meeting",
+	pipeline.ActivityNote: "task", pipeline.ActivityTask: "task",
+}
+
+// addActivity adds an activity at its time (a scheduled one when the rep last touched the deal).
+func (p *pipedriveAccount) addActivity(d *Deal, a Activity, now time.Time) {
+	added := a.At
+	if !a.Done || added.After(now) {
+		added = d.Updated(now)
+	}
+	p.clock.set(added)
+	defer p.clock.set(time.Time{})
+	deal, person, org := p.deals[d], p.persons[d.Contact], p.orgs[d.Account]
+	due := a.At.UTC()
+	act := pipedrivetest.Activity{
+		Subject: a.Subject, Type: pipedriveTypes[a.Kind], OwnerID: p.users[d.Owner], CreatorUserID: p.users[d.Owner],
+		DealID: &deal, PersonID: &person, OrgID: &org, DueDate: due.Format(time.DateOnly), DueTime: due.Format(time.TimeOnly),
+		Duration: "00:30:00", Done: a.Done, AddTime: pdTime(added), UpdateTime: pdTime(added),
+	}
+	if a.Done {
+		act.MarkedAsDoneTime = pdTimePtr(a.At)
+	}
+	p.srv.AddActivity(act)
+}
