@@ -28,7 +28,7 @@ func TestSyncEngineInterrupted(t *testing.T) {
 		t.Helper()
 		_, err := pool.Exec(ctx, `TRUNCATE connections CASCADE`)
 		require.NoError(t, err)
-		b := newSyncBundle(ctx, t, pool, 3000, 700, 100)
+		b := newSyncBundle(ctx, t, pool, 1500, 700, 100)
 		b.syncReference(ctx, t)
 		return b
 	}
@@ -56,25 +56,25 @@ func TestSyncEngineInterrupted(t *testing.T) {
 
 		b.vendor.setHook(nil)
 		res = b.mustRun(ctx, t, "deals", connectors.Incremental)
-		require.EqualValues(t, 25, res.Requests, "resumed after the first batch")
+		require.EqualValues(t, 10, res.Requests, "resumed after the first batch")
 		b.requireExact(ctx, t)
-		require.EqualValues(t, 3000, countRows(ctx, t, pool, `SELECT count(*) FROM deal_stage_history`))
+		require.EqualValues(t, 1500, countRows(ctx, t, pool, `SELECT count(*) FROM deal_stage_history`))
 	})
 
 	t.Run("CrashBetweenBatches", func(t *testing.T) {
 		b := setup(t)
 		b.vendor.setHook(func(_ context.Context, call int, _ connectors.ReadRequest) error {
-			if call == 21 { // four batches (2,000 deals) committed, a fifth one read in part
+			if call == 11 { // two batches (1,000 deals) committed, a third one read in part
 				panic(errCrash{})
 			}
 			return nil
 		})
 		require.PanicsWithValue(t, errCrash{}, func() { _, _ = b.run(ctx, t, "deals", connectors.Incremental) })
-		require.EqualValues(t, 2000, countRows(ctx, t, pool, `SELECT count(*) FROM deals`))
+		require.EqualValues(t, 1000, countRows(ctx, t, pool, `SELECT count(*) FROM deals`))
 
 		b.vendor.setHook(nil)
 		res := b.mustRun(ctx, t, "deals", connectors.Incremental)
-		require.EqualValues(t, 1000, res.Inserted/2, "deals after the second batch, with their stage entries")
+		require.EqualValues(t, 500, res.Inserted/2, "deals after the second batch, with their stage entries")
 		b.requireExact(ctx, t)
 		var interrupted string
 		require.NoError(t, pool.QueryRow(ctx, `SELECT status || ': ' || error FROM sync_runs WHERE stream = 'deals' ORDER BY id LIMIT 1`).Scan(&interrupted))
@@ -85,9 +85,9 @@ func TestSyncEngineInterrupted(t *testing.T) {
 		b := setup(t)
 		b.mustRun(ctx, t, "deals", connectors.Incremental)
 		b.vendor.purge("d00100")
-		b.vendor.purge("d02999")
+		b.vendor.purge("d01499")
 		b.vendor.setHook(func(_ context.Context, call int, _ connectors.ReadRequest) error {
-			if call == 15 {
+			if call == 12 {
 				panic(errCrash{})
 			}
 			return nil
@@ -99,7 +99,7 @@ func TestSyncEngineInterrupted(t *testing.T) {
 		b.vendor.setHook(nil)
 		res := b.mustRun(ctx, t, "deals", connectors.Full)
 		require.EqualValues(t, 2, res.Deleted)
-		require.EqualValues(t, 20, res.Requests, "the read resumed after its first committed batch")
+		require.EqualValues(t, 5, res.Requests, "the read resumed after its last committed batch")
 		b.requireExact(ctx, t)
 	})
 }
