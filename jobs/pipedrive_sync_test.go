@@ -265,6 +265,10 @@ func TestPipedriveSync(t *testing.T) {
 			WHERE d.external_id = $1 AND h.stage_external_id = $2 AND h.entered_at = $3 AND h.exited_at IS NULL`, strconv.Itoa(moved.ID), strconv.Itoa(next), movedAt))
 		require.EqualValues(t, 1, countRows(ctx, t, b.db, `SELECT count(*) FROM deal_changes c JOIN deals d ON d.id = c.deal_id
 			WHERE d.external_id = $1 AND c.field = 'amount' AND c.new_value::numeric = 123456.78`, strconv.Itoa(resized.ID)))
+		b.clock.Advance(time.Minute)
+		for stream, r := range b.syncAll(ctx, t) {
+			require.Zero(t, r.Inserted+r.Updated+r.Deleted, "%s: the deletion listed again writes nothing", stream)
+		}
 
 		// Restored at the vendor: live again.
 		b.clock.Advance(time.Hour)

@@ -247,7 +247,8 @@ func (c *Connector) Read(ctx context.Context, req connectors.ReadRequest) (conne
 		if ctxErr := ctx.Err(); ctxErr != nil {
 			return connectors.Page{}, ctxErr
 		}
-		return connectors.Page{}, fmt.Errorf("reading pipedrive %s after cursor %q: %w", req.Stream, req.Cursor, err)
+		// The cursor is left out: the caller knows it, and it can be long.
+		return connectors.Page{}, fmt.Errorf("reading pipedrive %s: %w", req.Stream, err)
 	}
 	return page, nil
 }

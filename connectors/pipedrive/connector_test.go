@@ -316,7 +316,7 @@ func TestConnector(t *testing.T) {
 		_, err := b.conn.Read(ctx, connectors.ReadRequest{Stream: pipedrive.StreamDeals, Mode: connectors.Full, Cursor: next})
 		var perm *connectors.PermanentError
 		require.ErrorAs(t, err, &perm)
-		require.ErrorContains(t, err, "belongs to a incremental read, not a full read")
+		require.ErrorContains(t, err, "the cursor belongs to a read in incremental mode, not full")
 
 		_, err = b.conn.Read(ctx, connectors.ReadRequest{Stream: "tickets"})
 		require.EqualError(t, err, `pipedrive has no stream "tickets"`)

@@ -16,7 +16,7 @@ const cursorVersion = 1
 
 // maxSeen bounds the ids a cursor remembers from the overlap of its last window. Beyond it
 // the oldest are forgotten; they are then read again next run, which is harmless.
-const maxSeen = 1000
+const maxSeen = 500
 
 // state is the decoded cursor of a stream: one typed cursor for v2 (RFC 3339) and v1
 // ("YYYY-MM-DD HH:MM:SS" or ISO) times alike.
@@ -74,13 +74,13 @@ func decodeState(c connectors.Cursor, mode connectors.Mode) (state, error) {
 	}
 	var s state
 	if err := json.Unmarshal([]byte(c), &s); err != nil {
-		return state{}, connectors.Permanent(fmt.Errorf("decoding cursor %q: %w", c, err))
+		return state{}, connectors.Permanent(fmt.Errorf("decoding cursor %.80q: %w", c, err))
 	}
 	if s.V != cursorVersion {
-		return state{}, connectors.Permanent(fmt.Errorf("cursor %q has version %d; this connector reads version %d", c, s.V, cursorVersion))
+		return state{}, connectors.Permanent(fmt.Errorf("the cursor has version %d; this connector reads version %d", s.V, cursorVersion))
 	}
 	if s.Mode != string(mode) {
-		return state{}, connectors.Permanent(fmt.Errorf("cursor %q belongs to a %s read, not a %s read", c, s.Mode, mode))
+		return state{}, connectors.Permanent(fmt.Errorf("the cursor belongs to a read in %s mode, not %s", s.Mode, mode))
 	}
 	return s, nil
 }

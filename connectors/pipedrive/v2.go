@@ -87,7 +87,8 @@ func mapEach[T keyed](add func(*pipeline.Batch, T, json.RawMessage) error) func(
 			var scratch pipeline.Batch
 			if err := add(&scratch, r.v, r.raw); err != nil {
 				id, _, _ := r.v.key()
-				skipped = append(skipped, skip("", r.raw, idOrEmpty(id), err))
+				// readV2 sets the entity.
+				skipped = append(skipped, connectors.SkippedRecord{ExternalID: idOrEmpty(id), Reason: err.Error()})
 				continue
 			}
 			b.Append(scratch)
