@@ -77,8 +77,8 @@ func (w *ReminderWorker) Work(ctx context.Context, job *river.Job[ReminderArgs])
 
 // PlanRemindersArgs plans follow-up reminders: new cadences for deals that entered the
 // trigger stage, rescheduling, and ending the cadences of deals that stopped qualifying.
-// The sync worker enqueues it for its connection after each sync; a periodic job plans
-// every connection.
+// The sync worker enqueues it for its connection after each sync (EnqueuePlanReminders);
+// a periodic job plans every connection.
 type PlanRemindersArgs struct {
 	// ConnectionID limits planning to one connection's deals (0 = all).
 	ConnectionID int64 `json:"connection_id,omitempty" river:"unique"`
@@ -87,18 +87,29 @@ type PlanRemindersArgs struct {
 // Kind is stable.
 func (PlanRemindersArgs) Kind() string { return "plan_reminders" }
 
-// InsertOpts makes planning unique while one is waiting or running for the same scope: a
-// burst of syncs plans once. (A sync that commits while planning runs is picked up by the
-// next run; reminders check the deal again when they fall due, so nothing goes out late.)
+// PlanRemindersDebounce is the window of EnqueuePlanReminders: the syncs of a connection
+// that commit within the same window share one planning run, which starts when the window
+// ends (so after each of their commits).
+const PlanRemindersDebounce = 15 * time.Second
+
+// InsertOpts makes planning unique per scope and debounce window.
 func (PlanRemindersArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{
 		Queue:       QueueDetect,
 		MaxAttempts: 10,
-		UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
-			rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-			rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-		}},
+		UniqueOpts:  river.UniqueOpts{ByArgs: true, ByPeriod: PlanRemindersDebounce},
 	}
+}
+
+// EnqueuePlanReminders enqueues, in the transaction of a sync of connectionID that
+// commits at about now, the planning of that connection's reminders. It is the one call
+// the sync worker makes for reminders.
+func EnqueuePlanReminders(ctx context.Context, tx pgx.Tx, inserter Inserter, connectionID int64, now time.Time) error {
+	at := now.Truncate(PlanRemindersDebounce).Add(PlanRemindersDebounce)
+	if _, err := inserter.InsertTx(ctx, tx, PlanRemindersArgs{ConnectionID: connectionID}, &river.InsertOpts{ScheduledAt: at}); err != nil {
+		return fmt.Errorf("enqueueing the reminder planning of connection %d: %w", connectionID, err)
+	}
+	return nil
 }
 
 // PlanRemindersInterval is how often every connection's reminders are planned, besides

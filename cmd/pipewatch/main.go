@@ -24,11 +24,12 @@ type command struct {
 }
 
 var commands = map[string]command{
-	"migrate": {"apply app + River migrations (idempotent, safe concurrently)", runMigrate},
-	"sync":    {"sync now in the foreground and print a summary (--connection NAME --stream S --full)", runSync},
-	"apply":   {"validate a config file and apply it to the database (-f pipewatch.yaml)", runApply},
-	"worker":  {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
-	"report":  {"pipeline metrics for a period and scope (--period 2026-Q4 --scope team:east --format table|json)", runReport},
+	"migrate":   {"apply app + River migrations (idempotent, safe concurrently)", runMigrate},
+	"sync":      {"sync now in the foreground and print a summary (--connection NAME --stream S --full)", runSync},
+	"apply":     {"validate a config file and apply it to the database (-f pipewatch.yaml)", runApply},
+	"worker":    {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
+	"report":    {"pipeline metrics for a period and scope (--period 2026-Q4 --scope team:east --format table|json)", runReport},
+	"reminders": {"list follow-up reminders: what is scheduled and why (list --owner EMAIL --all --format table|json)", runReminders},
 }
 
 // errUsage marks a command-line mistake: the message is printed with the usage and exit code 2.
