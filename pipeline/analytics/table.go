@@ -78,8 +78,8 @@ func WriteTable(w io.Writer, r *Report) error {
 	for _, set := range []struct {
 		title string
 		s     DealSet
-	}{{"SLIPPED (close date pushed out of the period)", r.Slipped}, {"PAST CLOSE DATE (open, now)", r.PastCloseDate}} {
-		p("\n%s: %d deals\n", set.title, set.s.Deals)
+	}{{"SLIPPED DEALS (close date pushed out of the period)", r.Slipped}, {"DEALS PAST CLOSE DATE (open, now)", r.PastCloseDate}} {
+		p("\n%s: %d\n", set.title, set.s.Deals)
 		if len(set.s.ByCurrency) > 0 {
 			p("CURRENCY\tDEALS\tNO AMOUNT\tAMOUNT\n")
 			for _, c := range set.s.ByCurrency {
