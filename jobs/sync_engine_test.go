@@ -310,6 +310,15 @@ func TestSyncEngine(t *testing.T) {
 		require.NoError(t, b.db.QueryRow(ctx, `SELECT status, status_reason FROM connections WHERE id = $1`, b.connID).Scan(&status, &reason))
 		require.Equal(t, "error", status)
 		require.Contains(t, reason, "syncing deals failed and retrying can't fix it: HTTP 400: property hs_foo does not exist")
+
+		// Another stream succeeding doesn't hide it; the failing stream succeeding does.
+		b.vendor.setHook(nil)
+		_, err = b.engine.Run(ctx, jobs.SyncRequest{ConnectionID: b.connID, Stream: "owners", AllowInactive: true})
+		require.NoError(t, err)
+		require.Equal(t, "error", connectionStatus(ctx, t, b.db, b.connID))
+		_, err = b.engine.Run(ctx, jobs.SyncRequest{ConnectionID: b.connID, Stream: "deals", AllowInactive: true})
+		require.NoError(t, err)
+		require.Equal(t, "active", connectionStatus(ctx, t, b.db, b.connID))
 	})
 
 	t.Run("TransientErrorRetriesAndKeepsProgress", func(t *testing.T) {

@@ -152,14 +152,22 @@ func SetConnectionStatus(ctx context.Context, db Querier, id int64, status, reas
 	return nil
 }
 
-// MarkSynced records a successful sync of connection id at at. A connection waiting for
-// re-authorization or in error is active again: the sync just proved it works.
+// MarkSynced records a successful sync of connection id at at, after the run's end is
+// recorded. A connection waiting for re-authorization is active again: the sync just proved
+// its credentials. A connection in error is active again once no stream's latest run failed.
 func MarkSynced(ctx context.Context, db Querier, id int64, at time.Time) error {
-	if _, err := db.Exec(ctx, `UPDATE connections SET last_synced_at = $2,
-			status = CASE WHEN status IN ('needs_reauth', 'error') THEN 'active' ELSE status END,
-			status_reason = CASE WHEN status IN ('needs_reauth', 'error') THEN NULL ELSE status_reason END,
-			updated_at = CASE WHEN status IN ('needs_reauth', 'error') THEN $2 ELSE updated_at END
-		WHERE id = $1`, id, at); err != nil {
+	if _, err := db.Exec(ctx, `WITH latest AS (
+			SELECT DISTINCT ON (stream) status FROM sync_runs WHERE connection_id = $1 ORDER BY stream, started_at DESC, id DESC
+		), healed AS (
+			SELECT c.status = 'needs_reauth'
+			       OR (c.status = 'error' AND NOT EXISTS (SELECT 1 FROM latest WHERE latest.status = 'failed')) AS ok
+			FROM connections c WHERE c.id = $1
+		)
+		UPDATE connections SET last_synced_at = $2,
+			status = CASE WHEN healed.ok THEN 'active' ELSE status END,
+			status_reason = CASE WHEN healed.ok THEN NULL ELSE status_reason END,
+			updated_at = CASE WHEN healed.ok THEN $2 ELSE updated_at END
+		FROM healed WHERE id = $1`, id, at); err != nil {
 		return fmt.Errorf("recording the sync of connection %d: %w", id, err)
 	}
 	return nil
