@@ -277,13 +277,16 @@ var teamSpecs = []teamSpec{
 		coverage: 3.0, leadsPerMonth: 16, leadDip: 1},
 }
 
-// open stages in funnel order, with the usual days a deal spends in each and the share
-// of deals lost when they leave it.
-var funnel = []struct {
+// funnelStage is an open stage with the usual days a deal spends in it and the share of
+// deals lost when they leave it.
+type funnelStage struct {
 	stage pipeline.CanonicalStage
 	days  float64
 	loss  float64
-}{
+}
+
+// funnel are the open stages in order.
+var funnel = []funnelStage{
 	{pipeline.StageQualification, 8, 0.28},
 	{pipeline.StageNeedsAssessment, 14, 0.22},
 	{pipeline.StageProposal, 12, 0.2},
@@ -498,7 +501,7 @@ func (g *generator) deal(rep *Person, created time.Time, spec teamSpec) {
 		Team: t, Owner: rep, Account: acct, Currency: currency, Created: created,
 		Amount: g.amount(median, currency),
 	}
-	d.Name = acct.Name + " – " + pick(g.rng, []string{"Platform", "Expansion", "Pilot", "Renewal", "Analytics seats", "Enterprise plan", "Team plan", "Data add-on"})
+	d.Name = g.dealName(acct, pick(g.rng, []string{"Platform", "Expansion", "Pilot", "Renewal", "Analytics seats", "Enterprise plan", "Team plan", "Data add-on"}))
 	d.Contact = g.contactFor(d)
 
 	now := g.opts.Now
@@ -545,6 +548,17 @@ func (g *generator) deal(rep *Person, created time.Time, spec teamSpec) {
 	}
 	g.activities(d, loc, quietFrom)
 	g.c.Deals = append(g.c.Deals, d)
+}
+
+// dealName names a deal after its account and product, numbered when the account bought
+// the product before, so names are unique.
+func (g *generator) dealName(a *Account, product string) string {
+	name := a.Name + " – " + product
+	for i := 2; g.names[name]; i++ {
+		name = fmt.Sprintf("%s – %s %d", a.Name, product, i)
+	}
+	g.names[name] = true
+	return name
 }
 
 // rate converts amounts of the team's currency to other, roughly.

@@ -254,3 +254,24 @@ func hubspotEngagement(a Activity) (string, map[string]string) {
 		return "tasks", map[string]string{"hs_task_subject": a.Subject, "hs_task_status": status}
 	}
 }
+
+// update makes the portal hold d as it is now: the activities just added, its stage and
+// its close date and activity dates.
+func (p *hubspotPortal) update(d *Deal, now time.Time, added []Activity) error {
+	for _, a := range added {
+		if err := p.addActivity(d, a, now); err != nil {
+			return err
+		}
+	}
+	id := p.deals[d]
+	held, ok := p.srv.Object("deals", id)
+	if !ok {
+		return fmt.Errorf("deal %s is not in the sandbox portal", d.Name)
+	}
+	if stage := hubspotStages[d.Stage()]; held.Properties["dealstage"] != stage {
+		if err := p.at(now, func() error { return p.srv.MoveDealStage(id, stage) }); err != nil {
+			return err
+		}
+	}
+	return p.at(now, func() error { return p.srv.Update("deals", id, p.dealState(d, now)) })
+}

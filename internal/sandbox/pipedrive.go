@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/pipewatch/pipewatch/connectors/pipedrive/pipedrivetest"
@@ -34,11 +35,18 @@ type pipedriveAccount struct {
 	orgs     map[*Account]int
 	persons  map[*Lead]int
 	deals    map[*Deal]int
+	// scheduled are the deals' activities not done yet.
+	scheduled map[*Deal][]scheduledActivity
+}
+
+type scheduledActivity struct {
+	id int
+	at time.Time
 }
 
 func newPipedriveAccount(srv *pipedrivetest.Server, clock *vendorClock) *pipedriveAccount {
 	return &pipedriveAccount{srv: srv, clock: clock, stages: map[pipeline.CanonicalStage]int{}, users: map[*Person]int{},
-		orgs: map[*Account]int{}, persons: map[*Lead]int{}, deals: map[*Deal]int{}}
+		orgs: map[*Account]int{}, persons: map[*Lead]int{}, deals: map[*Deal]int{}, scheduled: map[*Deal][]scheduledActivity{}}
 }
 
 func pdTime(t time.Time) pipedrivetest.Time { return pipedrivetest.T(t) }
@@ -184,5 +192,57 @@ func (p *pipedriveAccount) addActivity(d *Deal, a Activity, now time.Time) {
 	if a.Done {
 		act.MarkedAsDoneTime = pdTimePtr(a.At)
 	}
-	p.srv.AddActivity(act)
+	stored := p.srv.AddActivity(act)
+	if !a.Done {
+		p.scheduled[d] = append(p.scheduled[d], scheduledActivity{id: stored.ID, at: a.At})
+	}
+}
+
+// addNew adds a deal opened now, with its contact and, when new, its organization.
+func (p *pipedriveAccount) addNew(d *Deal, now time.Time) {
+	p.clock.set(now)
+	if _, ok := p.orgs[d.Account]; !ok {
+		o := p.srv.AddOrganization(pipedrivetest.Organization{Name: d.Account.Name, OwnerID: p.users[d.Owner], VisibleTo: 3,
+			LabelIDs: []int{}, CustomFields: map[string]any{}, AddTime: pdTime(now), UpdateTime: pdTime(now)})
+		p.orgs[d.Account] = o.ID
+	}
+	p.clock.set(time.Time{})
+	p.addLead(d.Contact)
+	p.addDeal(d, now)
+}
+
+// update makes the account hold d as it is now: the activities just added (next steps
+// that fell due are marked done), its stage or status, and its expected close date.
+func (p *pipedriveAccount) update(d *Deal, now time.Time, added []Activity) error {
+	p.clock.set(now)
+	var due []int
+	for _, s := range p.scheduled[d] {
+		if !s.at.After(now) {
+			due = append(due, s.id)
+		}
+	}
+	for _, id := range due {
+		if err := p.srv.UpdateActivity(id, func(a *pipedrivetest.Activity) { a.Done = true }); err != nil {
+			p.clock.set(time.Time{})
+			return err
+		}
+	}
+	p.scheduled[d] = slices.DeleteFunc(p.scheduled[d], func(s scheduledActivity) bool { return !s.at.After(now) })
+	p.clock.set(time.Time{})
+	for _, a := range added {
+		p.addActivity(d, a, now)
+	}
+	p.clock.set(now)
+	defer p.clock.set(time.Time{})
+	return p.srv.UpdateDeal(p.deals[d], func(pd *pipedrivetest.Deal) {
+		switch {
+		case d.Won():
+			pd.Status = "won"
+		case !d.Open():
+			pd.Status, pd.LostReason = "lost", ptr("Went with a competitor")
+		default:
+			pd.StageID = p.stages[d.Stage()]
+		}
+		pd.ExpectedCloseDate = ptr(d.CloseDate.Format(time.DateOnly))
+	})
 }

@@ -136,3 +136,69 @@ func TestStart(t *testing.T) {
 		require.NotContains(t, string(sb.ConfigYAML()), sb.HubSpotToken, "the file names env vars, never secrets")
 	})
 }
+
+func TestTick(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	sb, err := sandbox.Start(sandbox.Options{Seed: 5, Now: time.Now().Add(-5 * time.Minute)})
+	require.NoError(t, err)
+	t.Cleanup(sb.Close)
+
+	hs, err := hubspot.New(hubspot.Config{BaseURL: sb.HubSpot.URL, Lag: -1}, connectors.NewHTTPClient(connectors.HTTPConfig{
+		Auth: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: sb.HubSpotToken}), RateLimits: hubspot.RateLimits(),
+	}))
+	require.NoError(t, err)
+	pd, err := pipedrive.New(pipedrive.Config{BaseURL: sb.Pipedrive.URL(), APIToken: sb.PipedriveToken},
+		connectors.NewHTTPClient(connectors.HTTPConfig{RateLimits: pipedrive.RateLimits()}))
+	require.NoError(t, err)
+	readAll(ctx, t, hs, hubspot.StreamPipelines)
+	// read returns the deals changed after cursor, and the cursor after them.
+	read := func(c connectors.Connector, cur connectors.Cursor) (map[string]pipeline.Deal, connectors.Cursor) {
+		out := map[string]pipeline.Deal{}
+		for {
+			page, err := c.Read(ctx, connectors.ReadRequest{Stream: "deals", Mode: connectors.Incremental, Cursor: cur, SyncStart: time.Now()})
+			require.NoError(t, err)
+			for _, d := range page.Deals {
+				out[d.Name] = d
+			}
+			cur = page.Next
+			if page.Done {
+				return out, cur
+			}
+		}
+	}
+	all, hsCur := read(hs, "")
+	pdAll, pdCur := read(pd, "")
+	require.Equal(t, len(sb.Company.Deals), len(all)+len(pdAll), "deal names are unique")
+
+	// Pipedrive's connector reads up to a minute behind the vendor's clock.
+	changes, err := sb.Tick(time.Now().Add(-90 * time.Second))
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(changes), 3*3, "every team touches, moves and pushes")
+	hsChanged, _ := read(hs, hsCur)
+	pdChanged, _ := read(pd, pdCur)
+	var pushes int
+	for _, ch := range changes {
+		changed := hsChanged
+		if ch.Team == "APAC" {
+			changed = pdChanged
+		}
+		got, ok := changed[ch.Deal]
+		require.True(t, ok, "the change %q reaches the vendor (%d changed deals)", ch, len(changed))
+		var want *sandbox.Deal
+		for _, d := range sb.Company.Deals {
+			if d.Name == ch.Deal {
+				want = d
+			}
+		}
+		require.Equal(t, !want.Open(), got.IsClosed, ch.String())
+		if !want.Open() {
+			continue
+		}
+		require.True(t, want.CloseDate.Equal(got.CloseDate), "%s: close date %s, got %s", ch, want.CloseDate, got.CloseDate)
+		if len(ch.What) > 6 && ch.What[:6] == "pushed" {
+			pushes++
+		}
+	}
+	require.Equal(t, 3, pushes, "one push a team")
+}

@@ -73,7 +73,7 @@ func (g *generator) story(rep *Person, spec teamSpec, story string, size float64
 	amount := decimal.NewFromFloat(math.Round(median*size/1000) * 1000)
 	d := &Deal{
 		Team: rep.Team, Owner: rep, Account: acct, Currency: rep.Currency, Created: created, Amount: amount,
-		Name: acct.Name + " – Enterprise plan", Story: story,
+		Name: g.dealName(acct, "Enterprise plan"), Story: story,
 	}
 	d.Contact = g.contactFor(d)
 	for _, s := range stays {
