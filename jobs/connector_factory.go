@@ -61,6 +61,7 @@ func (r ConnectorRegistry) New(ctx context.Context, p ConnectorParams) (connecto
 // defaults).
 func DefaultConnectors(chain connectors.HTTPConfig) ConnectorRegistry {
 	return ConnectorRegistry{
-		"hubspot": HubSpotConnector(chain),
+		"hubspot":   HubSpotConnector(chain),
+		"pipedrive": PipedriveConnector(chain),
 	}
 }

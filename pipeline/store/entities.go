@@ -27,7 +27,8 @@ type entitySpec struct {
 	// columns are copied from the record to the table as they are; external_id first.
 	columns []string
 	refs    []reference
-	// source returns the number of records of the entity in b and their column values.
+	// source returns the number of records of the entity in b and a function giving the
+	// COPY row of record i (see row).
 	source func(b *pipeline.Batch, m pipeline.StageMap) (int, func(i int) []any)
 	// observe records deal changes (deals only).
 	observe bool
