@@ -44,6 +44,7 @@
 package pipedrive
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,8 +53,11 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/oauth2"
 
 	"github.com/pipewatch/pipewatch/connectors"
 	"github.com/pipewatch/pipewatch/pipeline"
@@ -75,6 +79,10 @@ type Config struct {
 	// api_domain of the token response (https://<company>.pipedrive.com). The connector
 	// appends /api/v2/… and /v1/… (/api/v1/… on an api_domain).
 	BaseURL string
+	// BaseURLFunc, when set and BaseURL is empty, is called before the first request to
+	// learn the API root: with OAuth, the api_domain of the token response (APIDomain).
+	// Its answer is kept for the connector's life.
+	BaseURLFunc func(ctx context.Context) (string, error)
 	// APIToken, when set, is sent as the x-api-token header on every request (v1 and v2;
 	// never as a query parameter). Leave it empty when the HTTP client carries OAuth.
 	APIToken string
@@ -119,11 +127,15 @@ func (c Config) Validate() error {
 
 // Connector reads one Pipedrive account. It is safe for concurrent use.
 type Connector struct {
-	cfg    Config
-	hc     *http.Client
-	v1, v2 string // API roots of the two versions
+	cfg Config
+	hc  *http.Client
 	// skew is the vendor clock minus ours (nanoseconds), from the last Date header.
 	skew atomic.Int64
+
+	mu sync.Mutex
+	// v1 and v2 are the API roots of the two versions ("" until resolved); company is the
+	// account's subdomain for deal links.
+	v1, v2, company string
 }
 
 var _ connectors.Connector = (*Connector)(nil)
@@ -137,10 +149,6 @@ func New(cfg Config, hc *http.Client) (*Connector, error) {
 	if hc == nil {
 		return nil, errors.New("pipedrive: an HTTP client is required")
 	}
-	if cfg.BaseURL == "" {
-		cfg.BaseURL = DefaultBaseURL
-	}
-	cfg.BaseURL = strings.TrimRight(cfg.BaseURL, "/")
 	if cfg.Lookback == 0 {
 		cfg.Lookback = DefaultLookback
 	}
@@ -153,26 +161,65 @@ func New(cfg Config, hc *http.Client) (*Connector, error) {
 	if cfg.NowFunc == nil {
 		cfg.NowFunc = time.Now
 	}
-	c := &Connector{cfg: cfg, hc: hc, v2: cfg.BaseURL + "/api/v2", v1: cfg.BaseURL + "/api/v1"}
-	if cfg.BaseURL == DefaultBaseURL {
-		c.v1 = cfg.BaseURL + "/v1"
-	}
-	if c.cfg.CompanyDomain == "" {
-		if u, err := url.Parse(cfg.BaseURL); err == nil {
-			if sub, ok := strings.CutSuffix(u.Hostname(), ".pipedrive.com"); ok && sub != "api" && companyLabel.MatchString(sub) {
-				c.cfg.CompanyDomain = sub
-			}
-		}
+	c := &Connector{cfg: cfg, hc: hc, company: cfg.CompanyDomain}
+	if cfg.BaseURL != "" || cfg.BaseURLFunc == nil {
+		c.setBase(cmp.Or(cfg.BaseURL, DefaultBaseURL))
 	}
 	return c, nil
 }
 
+// setBase sets the API roots from baseURL. Callers hold c.mu or own c.
+func (c *Connector) setBase(baseURL string) {
+	baseURL = strings.TrimRight(baseURL, "/")
+	c.v2, c.v1 = baseURL+"/api/v2", baseURL+"/api/v1"
+	if baseURL == DefaultBaseURL {
+		c.v1 = baseURL + "/v1"
+	}
+	if c.company == "" {
+		if u, err := url.Parse(baseURL); err == nil {
+			if sub, ok := strings.CutSuffix(u.Hostname(), ".pipedrive.com"); ok && sub != "api" && companyLabel.MatchString(sub) {
+				c.company = sub
+			}
+		}
+	}
+}
+
+// roots returns the API roots, asking BaseURLFunc on first use.
+func (c *Connector) roots(ctx context.Context) (v1, v2 string, err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.v2 == "" {
+		base, err := c.cfg.BaseURLFunc(ctx)
+		if err != nil {
+			return "", "", fmt.Errorf("finding the account's API domain: %w", err)
+		}
+		if err := (Config{BaseURL: base}).Validate(); err != nil {
+			return "", "", connectors.Permanent(fmt.Errorf("the account's API domain: %w", err))
+		}
+		c.setBase(base)
+	}
+	return c.v1, c.v2, nil
+}
+
 // DealURL links to a deal in the Pipedrive app ("" when the company domain is unknown).
 func (c *Connector) DealURL(externalID string) string {
-	if c.cfg.CompanyDomain == "" {
+	c.mu.Lock()
+	company := c.company
+	c.mu.Unlock()
+	if company == "" {
 		return ""
 	}
-	return "https://" + c.cfg.CompanyDomain + ".pipedrive.com/deal/" + url.PathEscape(externalID)
+	return "https://" + company + ".pipedrive.com/deal/" + url.PathEscape(externalID)
+}
+
+// APIDomain returns the api_domain of a Pipedrive OAuth token response ("" when absent):
+// the root its API requests go to.
+func APIDomain(tok *oauth2.Token) string {
+	if tok == nil {
+		return ""
+	}
+	d, _ := tok.Extra("api_domain").(string)
+	return d
 }
 
 // Stream names.
@@ -313,9 +360,24 @@ func (e *envelope) v1Pagination() pagination {
 	return e.AdditionalData.pagination
 }
 
-// get sends GET root+path?q and decodes the envelope.
-func (c *Connector) get(ctx context.Context, root, path string, q url.Values) (*envelope, error) {
-	u := root + path
+// apiVersion selects the v1 or v2 API root.
+type apiVersion int
+
+const (
+	apiV1 apiVersion = iota
+	apiV2
+)
+
+// get sends GET <root of version>+path?q and decodes the envelope.
+func (c *Connector) get(ctx context.Context, version apiVersion, path string, q url.Values) (*envelope, error) {
+	v1Root, v2Root, err := c.roots(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u := v2Root + path
+	if version == apiV1 {
+		u = v1Root + path
+	}
 	if len(q) > 0 {
 		u += "?" + q.Encode()
 	}

@@ -405,20 +405,20 @@ func TestAuth(t *testing.T) {
 			TokenURL: fake.URL() + "/oauth/token", AuthStyle: oauth2.AuthStyleInHeader, // Basic client auth
 		}}
 		ts := conf.TokenSource(ctx, &oauth2.Token{RefreshToken: "rt-1"})
-		tok, err := ts.Token()
-		require.NoError(t, err)
-		apiDomain, _ := tok.Extra("api_domain").(string)
-		require.Equal(t, fake.URL(), apiDomain)
-		require.NotEqual(t, "rt-1", fake.RefreshToken(), "Pipedrive rotates the refresh token")
-
 		hc := connectors.NewHTTPClient(connectors.HTTPConfig{Auth: ts, RateLimits: pipedrive.RateLimits()})
-		conn, err := pipedrive.New(pipedrive.Config{BaseURL: apiDomain}, hc)
+		// No base URL: the connector asks for the api_domain of the token response.
+		conn, err := pipedrive.New(pipedrive.Config{BaseURLFunc: func(context.Context) (string, error) {
+			tok, err := ts.Token()
+			return pipedrive.APIDomain(tok), err
+		}}, hc)
 		require.NoError(t, err)
+		require.Empty(t, fake.Requests(), "constructing does no I/O")
 		for _, stream := range []string{pipedrive.StreamOwners, pipedrive.StreamDeals, pipedrive.StreamLeads} {
 			pages, err := connectortest.ReadAll(ctx, conn, connectors.ReadRequest{Stream: stream, SyncStart: time.Now()})
 			require.NoError(t, err, stream)
 			require.NotEmpty(t, pages)
 		}
+		require.NotEqual(t, "rt-1", fake.RefreshToken(), "Pipedrive rotates the refresh token")
 		for _, r := range fake.Requests() {
 			require.Equal(t, "bearer", r.Auth, r.Path)
 			require.True(t, strings.HasPrefix(r.Path, "/api/v1/") || strings.HasPrefix(r.Path, "/api/v2/"), "api_domain paths: %s", r.Path)

@@ -18,7 +18,7 @@ const maxStagePages = 20
 
 // owners reads GET /v1/users: every user, in one unpaged request.
 func (r *read) owners(ctx context.Context) (connectors.Page, error) {
-	env, err := r.c.get(ctx, r.c.v1, "/users", nil)
+	env, err := r.c.get(ctx, apiV1, "/users", nil)
 	if err != nil {
 		return connectors.Page{}, err
 	}
@@ -49,7 +49,7 @@ func (r *read) listPage(ctx context.Context, path string, extra url.Values) (*en
 	if r.st.Vendor != "" {
 		q.Set("cursor", r.st.Vendor)
 	}
-	return r.c.get(ctx, r.c.v2, path, q)
+	return r.c.get(ctx, apiV2, path, q)
 }
 
 // advance moves a reference listing to its next page; it reports whether the listing ended.
@@ -291,7 +291,7 @@ func (r *read) scanLeads(ctx context.Context, sc *scan, sort string, key func(v1
 			"start": {strconv.Itoa(start)}, "limit": {strconv.Itoa(limit)},
 			"sort": {sort}, "archived_status": {"all"},
 		}
-		env, err := r.c.get(ctx, r.c.v1, "/leads", q)
+		env, err := r.c.get(ctx, apiV1, "/leads", q)
 		if err != nil {
 			return scannedLeads{}, false, err
 		}

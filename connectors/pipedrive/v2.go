@@ -142,7 +142,7 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 		}
 	}
 
-	env, err := r.c.get(ctx, r.c.v2, path, q)
+	env, err := r.c.get(ctx, apiV2, path, q)
 	if err != nil {
 		return connectors.Page{}, err
 	}
@@ -261,7 +261,7 @@ func (c *Connector) activityTimes(ctx context.Context, ids []int) (map[int]activ
 			list[i] = strconv.Itoa(id)
 		}
 		q := url.Values{"ids": {strings.Join(list, ",")}, "limit": {strconv.Itoa(len(chunk))}}
-		env, err := c.get(ctx, c.v2, "/activities", q)
+		env, err := c.get(ctx, apiV2, "/activities", q)
 		if err != nil {
 			return nil, err
 		}

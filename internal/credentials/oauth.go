@@ -131,6 +131,13 @@ func (s *OAuthTokenSource) refreshLocked(rejected string) (*oauth2.Token, error)
 		return nil, fmt.Errorf("connection %d has a static token, not an OAuth grant", s.cfg.ConnectionID)
 	}
 	stored := &oauth2.Token{AccessToken: grant.AccessToken, TokenType: "Bearer", RefreshToken: grant.RefreshToken, Expiry: grant.Expiry}
+	if len(grant.Extra) > 0 {
+		extra := make(map[string]any, len(grant.Extra))
+		for k, v := range grant.Extra {
+			extra[k] = v
+		}
+		stored = stored.WithExtra(extra)
+	}
 	if stored.AccessToken != rejected && s.fresh(stored) {
 		if err := tx.Commit(ctx); err != nil {
 			return nil, fmt.Errorf("committing the credentials transaction: %w", err)
@@ -151,6 +158,14 @@ func (s *OAuthTokenSource) refreshLocked(rejected string) (*oauth2.Token, error)
 		return nil, err
 	}
 	grant.AccessToken, grant.Expiry = tok.AccessToken, tok.Expiry
+	for _, k := range keptTokenFields {
+		if v, ok := tok.Extra(k).(string); ok && v != "" {
+			if grant.Extra == nil {
+				grant.Extra = make(map[string]string)
+			}
+			grant.Extra[k] = v
+		}
+	}
 	if tok.RefreshToken != "" {
 		grant.RefreshToken = tok.RefreshToken
 	}
@@ -190,6 +205,10 @@ func (s *OAuthTokenSource) saveAgain(ctx context.Context, creds Credentials) err
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	return s.save(ctx, tx, creds)
 }
+
+// keptTokenFields are the vendor fields of token responses saved with the grant (and set on
+// the tokens handed out, see oauth2.Token.Extra): where the account's API lives.
+var keptTokenFields = []string{"api_domain", "instance_url"} // Pipedrive, Salesforce
 
 // describeRefreshError names a refresh failure without the token endpoint's body.
 func describeRefreshError(err error) string {
