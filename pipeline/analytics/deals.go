@@ -42,7 +42,9 @@ var funnelStages = []pipeline.CanonicalStage{
 
 // stageFunnelSQL ranks each cohort deal by the furthest open canonical stage of its
 // history and its current stage (1 = lead_generation … 6 = closing), in one pass: the
-// cohort from deals_created_report_idx, the history from deal_stage_history_deal_idx.
+// cohort from deals_created_report_idx, the history from its unique index (deal_id,
+// stage_external_id, entered_at), the stage by external id (so a stay whose stage_id is
+// not resolved yet still counts).
 const stageFunnelSQL = `
 WITH ranked AS (
     SELECT d.is_won,
@@ -51,7 +53,7 @@ WITH ranked AS (
     FROM deals d
     LEFT JOIN stages cs ON cs.id = d.stage_id
     LEFT JOIN deal_stage_history h ON h.deal_id = d.id
-    LEFT JOIN stages hs ON hs.id = h.stage_id
+    LEFT JOIN stages hs ON hs.connection_id = d.connection_id AND hs.external_id = h.stage_external_id
     WHERE d.deleted_at IS NULL AND d.remote_created_at >= @from AND d.remote_created_at < @until AND %s
     GROUP BY d.id, d.is_won
 )
