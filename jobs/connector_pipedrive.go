@@ -22,8 +22,8 @@ const PipedriveTokenURL = "https://oauth.pipedrive.com/oauth/token"
 // the defaults); the constructor fills in the connection's credentials, limiter registry,
 // stats, logger, clock and, unless chain sets them, Pipedrive's rate limits.
 //
-// Connection settings: base_url (default https://api.pipedrive.com, or the api_domain
-// stored with an OAuth grant); options company_domain (for deal links), lookback, lag
+// Connection settings: base_url (default: https://api.pipedrive.com with an API token, the
+// api_domain of the token response with OAuth); options company_domain (for deal links), lookback, lag
 // (Go durations) and page_size. Credentials: a static API token (sent as x-api-token) or an
 // OAuth grant refreshed through PipedriveTokenURL unless the grant names its own.
 func PipedriveConnector(chain connectors.HTTPConfig) NewConnectorFunc {
@@ -55,7 +55,18 @@ func PipedriveConnector(chain connectors.HTTPConfig) NewConnectorFunc {
 			}
 			hc.Auth = ts
 			if cfg.BaseURL == "" {
-				cfg.BaseURL = p.Credentials.OAuth.Extra["api_domain"]
+				// OAuth requests go to the account's api_domain, named by the token response
+				// (and kept with the grant).
+				cfg.BaseURLFunc = func(context.Context) (string, error) {
+					tok, err := ts.Token()
+					if err != nil {
+						return "", err
+					}
+					if d := pipedrive.APIDomain(tok); d != "" {
+						return d, nil
+					}
+					return "", connectors.Permanent(errors.New("the OAuth grant names no api_domain: set the connection's base_url to https://<company>.pipedrive.com"))
+				}
 			}
 		case p.Credentials.Token != "":
 			cfg.APIToken = p.Credentials.Token

@@ -61,7 +61,11 @@ func newPipedriveBundle(ctx context.Context, t *testing.T, db jobs.SyncDB, s pip
 	for k, v := range s.options {
 		options[k] = v
 	}
-	cfg, err := json.Marshal(map[string]any{"base_url": fake.URL(), "schedule": "15m", "options": options})
+	doc := map[string]any{"base_url": fake.URL(), "schedule": "15m", "options": options}
+	if s.oauth {
+		delete(doc, "base_url") // the token response's api_domain says where the API is
+	}
+	cfg, err := json.Marshal(doc)
 	require.NoError(t, err)
 	var connID int64
 	require.NoError(t, db.QueryRow(ctx, `INSERT INTO connections (name, kind, config) VALUES ('pd', 'pipedrive', $1) RETURNING id`, cfg).Scan(&connID))
@@ -234,6 +238,12 @@ func TestPipedriveSync(t *testing.T) {
 		require.NotEqual(t, "rt-initial", stored.OAuth.RefreshToken)
 		require.Equal(t, b.fake.RefreshToken(), stored.OAuth.RefreshToken, "the rotated refresh token is saved")
 		require.NotEmpty(t, stored.OAuth.AccessToken)
+		require.Equal(t, b.fake.URL(), stored.OAuth.Extra["api_domain"], "kept for the next runs")
+
+		// A later run with the stored (fresh) token still finds the API without a base_url.
+		b.clock.Advance(15 * time.Minute)
+		b.syncAll(ctx, t)
+		b.requireExact(ctx, t)
 	})
 
 	t.Run("ChangesDeletionsAndRestores", func(t *testing.T) {

@@ -32,8 +32,10 @@
 // A deal's last and next activity: v2 deals carry only their ids
 // (include_fields=last_activity_id,next_activity_id), so each deals page resolves them with
 // one GET /api/v2/activities?ids=… per 100 ids; the activity's due time (UTC) is the deal's
-// last_activity_at / next_activity_at. Pipedrive bumps a deal's update_time when these
-// change, so incremental reads keep them current.
+// last_activity_at / next_activity_at. Incremental reads keep them current as long as a
+// change of a deal's last or next activity bumps the deal's update_time, as Pipedrive's
+// deal-level activity fields suggest (⚠ unconfirmed); the activities stream carries every
+// activity with its deal regardless, and a Full read refreshes them.
 //
 // Deals: Pipedrive has no won/lost stages, so a closed deal keeps its last stage and
 // is_closed/is_won come from its status; stage_change_time (else add_time) is when it
