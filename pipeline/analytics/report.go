@@ -14,8 +14,8 @@
 //     reported in deals_without_amount. A deal without an owner counts in the org totals,
 //     in its own owner row ("owner": "") and in no team or owner target.
 //   - A reopened deal (closed, then open again: it is open now and its stage history shows
-//     a stay in a closed stage that ended) is an open deal; its earlier close never counts. A deal
-//     closed, reopened and closed again counts once, at its last close.
+//     a stay in a closed stage that ended) is an open deal; its earlier close never counts.
+//     A deal closed, reopened and closed again counts once, at its last close.
 package analytics
 
 import (
@@ -199,10 +199,10 @@ func utcDay(t time.Time) time.Time {
 // pgDate renders a day for a date parameter, so the session time zone plays no part.
 func pgDate(t time.Time) string { return t.Format(time.DateOnly) }
 
-// Rounding of reported numbers: ratios to 4 decimals, days to 2, weighted money to 2.
+// Rounding of reported numbers: ratios to 4 decimals, money computed here (weighted
+// amounts, averages, velocity) to 2. Days are rounded to 2 in SQL.
 const (
 	ratioPlaces = 4
-	daysPlaces  = 2
 	moneyPlaces = 2
 )
 
