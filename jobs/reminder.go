@@ -27,9 +27,10 @@ type ReminderArgs struct {
 // Kind is stable: renaming it would orphan scheduled reminders.
 func (ReminderArgs) Kind() string { return "reminder" }
 
-// InsertOpts puts reminders on the notify queue.
+// InsertOpts puts reminders on the notify queue. A failing reminder (the database away)
+// is retried on River's backoff for days before it is given up.
 func (ReminderArgs) InsertOpts() river.InsertOpts {
-	return river.InsertOpts{Queue: QueueNotify, MaxAttempts: 10}
+	return river.InsertOpts{Queue: QueueNotify, MaxAttempts: 25}
 }
 
 // ReminderWorker fires reminders through reminder.Cadences.Fire, in one transaction with

@@ -84,7 +84,7 @@ func (s *Cadences) HandleAction(ctx context.Context, tx pgx.Tx, press notify.Pre
 			if err := saveSchedule(ctx, tx, c, now); err != nil {
 				return nil, err
 			}
-			if _, err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
+			if err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
 				return nil, err
 			}
 		}
@@ -114,7 +114,7 @@ func (s *Cadences) HandleAction(ctx context.Context, tx pgx.Tx, press notify.Pre
 		if err := s.enqueue(ctx, tx, again, due, now); err != nil {
 			return nil, err
 		}
-		if _, err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
+		if err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
 			return nil, err
 		}
 		if err := setAction(ctx, tx, r.ID, "snoozed", by, now); err != nil {

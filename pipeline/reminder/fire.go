@@ -25,7 +25,8 @@ const (
 	// ResultStale: nothing to do; the reminder was sent, skipped, cancelled, deleted or
 	// rescheduled to another job already.
 	ResultStale Result = "stale"
-	// ResultNotYet: the reminder is due later (Outcome.Until).
+	// ResultNotYet: the reminder is due later, or held while its deal's connection is not
+	// active (its touches would be missing); look again at Outcome.Until.
 	ResultNotYet Result = "not_yet"
 )
 
@@ -37,11 +38,16 @@ type Outcome struct {
 	Until time.Time
 }
 
-// Fire handles reminder id falling due, fired by job jobID (0 = not by a job), in tx.
-// Unless the reminder was finished already or belongs to another job, it checks the deal:
-// a deal that stopped qualifying ends the cadence; a touch since the previous step (or
-// the trigger) skips the reminder and re-anchors the later steps on the touch; otherwise
-// the reminder's message is enqueued for the rep (deduplicated by reminder) and the
+// holdRetry is how often a reminder held for a connection that is not active (paused,
+// needs_reauth, error) is looked at again.
+const holdRetry = time.Hour
+
+// Fire handles reminder id falling due, fired by job jobID (0 = not by a job), in tx. A
+// reminder finished already or belonging to another job is left alone. A deal that
+// stopped qualifying ends the cadence. While the deal's connection is paused or failing
+// the reminder is held, since a touch could be missing. A touch since the previous step
+// (or the trigger) skips the reminder and re-anchors the later steps on the touch.
+// Otherwise the message is enqueued for the rep (deduplicated by reminder) and the
 // reminder is marked sent. The caller commits, together with the job's completion.
 func (s *Cadences) Fire(ctx context.Context, tx pgx.Tx, id, jobID int64) (Outcome, error) {
 	now := s.now()
@@ -86,7 +92,19 @@ func (s *Cadences) Fire(ctx context.Context, tx pgx.Tx, id, jobID int64) (Outcom
 		return Outcome{Result: ResultEnded, Reason: reason}, nil
 	}
 
+	if d.ConnectionStatus != "active" {
+		// Without fresh CRM data a touch may be missing: hold the reminder, do not guess.
+		why := fmt.Sprintf("waiting for CRM data: connection %s is %s", d.Connection, d.ConnectionStatus)
+		if d.StatusReason != "" {
+			why += " (" + d.StatusReason + ")"
+		}
+		return Outcome{Result: ResultNotYet, Until: now.Add(holdRetry), Reason: why}, nil
+	}
 	cad, _ := settings.CadenceFor(d.Rep)
+	if r.Step > cad.Steps() {
+		reason := fmt.Sprintf("the cadence now has %d steps", cad.Steps())
+		return Outcome{Result: ResultStale, Reason: reason}, setState(ctx, tx, r.ID, stateCancelled, reason, now)
+	}
 	touches, err := loadTouches(ctx, tx, d, c.SinceAt, now)
 	if err != nil {
 		return Outcome{}, err
@@ -102,7 +120,7 @@ func (s *Cadences) Fire(ctx context.Context, tx pgx.Tx, id, jobID int64) (Outcom
 		if err := saveSchedule(ctx, tx, c, now); err != nil {
 			return Outcome{}, err
 		}
-		if _, err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
+		if err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
 			return Outcome{}, err
 		}
 		return Outcome{Result: ResultSkipped, Reason: reason}, nil
@@ -112,12 +130,23 @@ func (s *Cadences) Fire(ctx context.Context, tx pgx.Tx, id, jobID int64) (Outcom
 		if err := setState(ctx, tx, r.ID, stateSkipped, why, now); err != nil {
 			return Outcome{}, err
 		}
-		if _, err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
+		if err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
 			return Outcome{}, err
 		}
 		return Outcome{Result: ResultSkipped, Reason: why}, nil
 	}
 
+	if _, err := tx.Exec(ctx, `UPDATE reminders SET state = 'sent', sent_at = $2, owner_id = $3, reason = $4, updated_at = $2
+		WHERE id = $1`, r.ID, now, ownerRef(d.Rep), "sent to "+d.Rep.Email); err != nil {
+		return Outcome{}, fmt.Errorf("marking reminder %d sent: %w", r.ID, err)
+	}
+	c.SinceAt = now
+	if err := saveSchedule(ctx, tx, c, now); err != nil {
+		return Outcome{}, err
+	}
+	if err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
+		return Outcome{}, err
+	}
 	if d.Facts.LastTouch, err = loadLastTouch(ctx, tx, d.Facts.ID, now); err != nil {
 		return Outcome{}, err
 	}
@@ -136,18 +165,8 @@ func (s *Cadences) Fire(ctx context.Context, tx pgx.Tx, id, jobID int64) (Outcom
 	if err != nil {
 		return Outcome{}, fmt.Errorf("enqueueing reminder %d: %w", r.ID, err)
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE reminders SET state = 'sent', sent_at = $2, notification_id = NULLIF($3, 0), owner_id = $4,
-		       reason = $5, updated_at = $2
-		WHERE id = $1`, r.ID, now, notificationID, ownerRef(d.Rep), "sent to "+d.Rep.Email); err != nil {
-		return Outcome{}, fmt.Errorf("marking reminder %d sent: %w", r.ID, err)
-	}
-	c.SinceAt = now
-	if err := saveSchedule(ctx, tx, c, now); err != nil {
-		return Outcome{}, err
-	}
-	if _, err := s.schedule(ctx, tx, c, cad, shiftMissed, now); err != nil {
-		return Outcome{}, err
+	if _, err := tx.Exec(ctx, `UPDATE reminders SET notification_id = NULLIF($2, 0) WHERE id = $1`, r.ID, notificationID); err != nil {
+		return Outcome{}, fmt.Errorf("recording the notification of reminder %d: %w", r.ID, err)
 	}
 	return Outcome{Result: ResultSent, Reason: "sent to " + d.Rep.Email}, nil
 }

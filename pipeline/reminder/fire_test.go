@@ -223,6 +223,24 @@ func TestFire(t *testing.T) {
 		require.Equal(t, acmeSchedule[1:], b.scheduled(t, b.deal), "the cadence goes on")
 	})
 
+	t.Run("HeldWhileTheConnectionNeedsReauth", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.plan(t)
+		b.exec(t, `UPDATE connections SET status = 'needs_reauth', status_reason = 'HubSpot answered 401 after a token refresh' WHERE id = $1`, b.conn)
+		b.clock.Set(at(t, b.tokyo, "2026-03-10 09:00"))
+		out := b.fire(t, b.deal, 1)
+		require.Equal(t, reminder.Outcome{Result: reminder.ResultNotYet, Until: at(t, b.tokyo, "2026-03-10 10:00"),
+			Reason: "waiting for CRM data: connection hubspot-main is needs_reauth (HubSpot answered 401 after a token refresh)"}, out)
+		require.Empty(t, b.notifications(t))
+
+		// Reconnected the next day, with the rep's email synced: the held step is skipped.
+		b.exec(t, `UPDATE connections SET status = 'active', status_reason = NULL WHERE id = $1`, b.conn)
+		b.addActivity(t, b.deal, &b.owner, pipeline.ActivityEmail, pipeline.Outbound, at(t, b.tokyo, "2026-03-09 18:00"))
+		b.clock.Set(at(t, b.tokyo, "2026-03-11 10:00"))
+		require.Equal(t, reminder.ResultSkipped, b.fire(t, b.deal, 1).Result)
+	})
+
 	t.Run("DeletedReminderIsStale", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -1,6 +1,7 @@
 package reminder
 
 import (
+	"cmp"
 	"fmt"
 	"strconv"
 	"strings"
@@ -107,7 +108,7 @@ func (m message) since() string {
 func (m message) stage() string {
 	d := DealState{Stage: m.Deal.Stage, StageName: m.Deal.StageName}
 	if d.Stage == "" {
-		return cmpOr(m.Deal.StageName, "unknown")
+		return cmp.Or(m.Deal.StageName, "unknown")
 	}
 	return d.stageLabel()
 }
@@ -149,11 +150,4 @@ func formatAmount(amount decimal.NullDecimal, currency string) string {
 		out += " " + currency
 	}
 	return out
-}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }

@@ -39,6 +39,7 @@ type cadenceRef struct {
 	EndedBy   string
 	Trigger   pipeline.CanonicalStage
 	EnteredAt time.Time
+	PlanKey   string
 }
 
 // candidate is one deal a planning run looks at.
@@ -142,6 +143,15 @@ func (s *Cadences) Plan(ctx context.Context, db Beginner, scope Scope) (PlanSumm
 }
 
 func (s *Cadences) planDeal(ctx context.Context, tx pgx.Tx, settings Settings, c candidate, sum *PlanSummary) error {
+	now := s.now()
+	d := decide(c, settings.Reminders, now)
+	if d.Maintain {
+		cad, _ := settings.CadenceFor(c.Rep)
+		d.Maintain = planKey(settings, cad, c.Rep.OwnerID) != c.Active.PlanKey
+	}
+	if d == (decision{}) {
+		return nil
+	}
 	if _, err := tx.Exec(ctx, dealLockSQL, c.Facts.ID); err != nil {
 		return fmt.Errorf("locking the reminders of deal %d: %w", c.Facts.ID, err)
 	}
@@ -153,8 +163,6 @@ func (s *Cadences) planDeal(ctx context.Context, tx pgx.Tx, settings Settings, c
 	if (active == nil) != (c.Active == nil) || active != nil && *active != c.Active.ID {
 		return nil // another run changed it since this page was read; the next run looks again
 	}
-	now := s.now()
-	d := decide(c, settings.Reminders, now)
 	if d.End != "" {
 		cad, err := lockCadence(ctx, tx, c.Active.ID)
 		if err != nil {
@@ -220,7 +228,7 @@ func (s *Cadences) start(ctx context.Context, tx pgx.Tx, settings Settings, d de
 	if err != nil {
 		return false, fmt.Errorf("inserting the reminder cadence of deal %d: %w", d.Facts.ID, err)
 	}
-	if _, err := s.schedule(ctx, tx, c, cad, skipMissed, now); err != nil {
+	if err := s.schedule(ctx, tx, c, cad, skipMissed, now); err != nil {
 		return false, err
 	}
 	s.logger.InfoContext(ctx, "reminders: cadence started", "deal_id", d.Facts.ID, "cadence_id", c.ID,
@@ -244,7 +252,7 @@ func (s *Cadences) maintain(ctx context.Context, tx pgx.Tx, settings Settings, c
 	if err := saveSchedule(ctx, tx, row, now); err != nil {
 		return false, err
 	}
-	if _, err := s.schedule(ctx, tx, row, cad, skipMissed, now); err != nil {
+	if err := s.schedule(ctx, tx, row, cad, skipMissed, now); err != nil {
 		return false, err
 	}
 	s.logger.InfoContext(ctx, "reminders: cadence rescheduled", "deal_id", c.Facts.ID, "cadence_id", row.ID,
@@ -268,14 +276,16 @@ func loadCandidates(ctx context.Context, tx pgx.Tx, trigger pipeline.CanonicalSt
 			(SELECT d.id FROM deals d JOIN stages s ON s.id = d.stage_id
 			 WHERE s.canonical_stage = $1 AND d.deleted_at IS NULL AND NOT d.is_closed AND d.id > $2
 			   AND ($3::bigint = 0 OR d.connection_id = $3)
-			 UNION
-			 SELECT c.deal_id FROM reminder_cadences c JOIN deals d ON d.id = c.deal_id
-			 WHERE c.state = 'active' AND c.deal_id > $2 AND ($3::bigint = 0 OR d.connection_id = $3))
+			 ORDER BY d.id LIMIT $4)
+			UNION
+			(SELECT c.deal_id FROM reminder_cadences c JOIN deals d ON d.id = c.deal_id
+			 WHERE c.state = 'active' AND c.deal_id > $2 AND ($3::bigint = 0 OR d.connection_id = $3)
+			 ORDER BY c.deal_id LIMIT $4)
 			ORDER BY 1 LIMIT $4
 		)
 		SELECT `+dealColumns+`, d.stage_entered_at, l.entered_at, l.exited_at, r.run_start,
 		       coalesce(d.remote_updated_at, d.synced_at),
-		       a.id, a.state, a.trigger_stage, a.entered_at, p.id, p.state, coalesce(p.ended_by, ''), p.trigger_stage, p.entered_at
+		       a.id, a.state, a.trigger_stage, a.entered_at, a.plan_key, p.id, p.state, coalesce(p.ended_by, ''), p.trigger_stage, p.entered_at
 		FROM k JOIN deals d ON d.id = k.id
 		`+dealJoins+`
 		LEFT JOIN LATERAL (
@@ -301,11 +311,11 @@ func loadCandidates(ctx context.Context, tx pgx.Tx, trigger pipeline.CanonicalSt
 		var stageEntered, leftAt, leftUntil, runStart *time.Time
 		var fallback time.Time
 		var aID, pID *int64
-		var aState, aTrigger, pState, pTrigger *string
+		var aState, aTrigger, aKey, pState, pTrigger *string
 		var pEndedBy string
 		var aEntered, pEntered *time.Time
 		targets := append(s.targets(), &stageEntered, &leftAt, &leftUntil, &runStart, &fallback,
-			&aID, &aState, &aTrigger, &aEntered, &pID, &pState, &pEndedBy, &pTrigger, &pEntered)
+			&aID, &aState, &aTrigger, &aEntered, &aKey, &pID, &pState, &pEndedBy, &pTrigger, &pEntered)
 		if err := row.Scan(targets...); err != nil {
 			return candidate{}, err
 		}
@@ -318,7 +328,8 @@ func loadCandidates(ctx context.Context, tx pgx.Tx, trigger pipeline.CanonicalSt
 			RunStart: deref(runStart), Fallback: fallback,
 		}}
 		if aID != nil {
-			c.Active = &cadenceRef{ID: *aID, State: *aState, Trigger: pipeline.CanonicalStage(*aTrigger), EnteredAt: *aEntered}
+			c.Active = &cadenceRef{ID: *aID, State: *aState, Trigger: pipeline.CanonicalStage(*aTrigger), EnteredAt: *aEntered,
+				PlanKey: *aKey}
 		}
 		if pID != nil {
 			c.Latest = &cadenceRef{ID: *pID, State: *pState, EndedBy: pEndedBy, Trigger: pipeline.CanonicalStage(*pTrigger), EnteredAt: *pEntered}

@@ -39,12 +39,11 @@ type slot struct {
 // rep's cadence cad: the steps after the last sent or skipped one get a row each (a
 // scheduled River job), rows whose due time changed are rescheduled (the old job
 // cancelled, a new one enqueued), steps beyond the cadence's length are cancelled, and a
-// cadence left without a scheduled step is finished. It returns how many rows it created
-// or rescheduled.
-func (s *Cadences) schedule(ctx context.Context, tx pgx.Tx, c cadenceRow, cad Cadence, policy missedPolicy, now time.Time) (int, error) {
+// cadence left without a scheduled step is finished.
+func (s *Cadences) schedule(ctx context.Context, tx pgx.Tx, c cadenceRow, cad Cadence, policy missedPolicy, now time.Time) error {
 	rows, err := loadReminders(ctx, tx, c.ID)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	lastPast := 0
 	scheduled := map[int]*reminderRow{}
@@ -63,7 +62,7 @@ func (s *Cadences) schedule(ctx context.Context, tx pgx.Tx, c cadenceRow, cad Ca
 	for step, r := range scheduled {
 		if step > cad.Steps() {
 			if err := s.cancel(ctx, tx, *r, fmt.Sprintf("the cadence now has %d steps", cad.Steps()), now, 0); err != nil {
-				return 0, err
+				return err
 			}
 			continue
 		}
@@ -122,48 +121,46 @@ func (s *Cadences) schedule(ctx context.Context, tx pgx.Tx, c cadenceRow, cad Ca
 		}
 	}
 
-	changed, left := 0, 0
+	left := 0
 	for _, sl := range slots {
 		switch {
 		case sl.skip && sl.row != nil:
 			if err := s.cancelJob(ctx, tx, *sl.row, 0); err != nil {
-				return 0, err
+				return err
 			}
 			if err := setState(ctx, tx, sl.row.ID, stateSkipped, sl.reason, now); err != nil {
-				return 0, err
+				return err
 			}
 		case sl.skip:
 			if _, err := insertReminder(ctx, tx, c, sl, stateSkipped, now); err != nil {
-				return 0, err
+				return err
 			}
 		case sl.row == nil:
 			id, err := insertReminder(ctx, tx, c, sl, stateScheduled, now)
 			if err != nil {
-				return 0, err
+				return err
 			}
 			if err := s.enqueue(ctx, tx, id, sl.due, now); err != nil {
-				return 0, err
+				return err
 			}
-			changed++
 			left++
 		case !sl.row.DueAt.Equal(sl.due):
 			if err := s.cancelJob(ctx, tx, *sl.row, 0); err != nil {
-				return 0, err
+				return err
 			}
 			if _, err := tx.Exec(ctx, `UPDATE reminders SET due_at = $2, reason = $3, owner_id = $4, updated_at = $5 WHERE id = $1`,
 				sl.row.ID, sl.due, sl.reason, c.OwnerID, now); err != nil {
-				return 0, fmt.Errorf("rescheduling reminder %d: %w", sl.row.ID, err)
+				return fmt.Errorf("rescheduling reminder %d: %w", sl.row.ID, err)
 			}
 			if err := s.enqueue(ctx, tx, sl.row.ID, sl.due, now); err != nil {
-				return 0, err
+				return err
 			}
-			changed++
 			left++
 		default:
 			if _, err := tx.Exec(ctx, `UPDATE reminders SET reason = $2, owner_id = $3, updated_at = $4
 				WHERE id = $1 AND (reason IS DISTINCT FROM $2 OR owner_id IS DISTINCT FROM $3)`,
 				sl.row.ID, sl.reason, c.OwnerID, now); err != nil {
-				return 0, fmt.Errorf("updating reminder %d: %w", sl.row.ID, err)
+				return fmt.Errorf("updating reminder %d: %w", sl.row.ID, err)
 			}
 			left++
 		}
@@ -173,9 +170,9 @@ func (s *Cadences) schedule(ctx context.Context, tx pgx.Tx, c cadenceRow, cad Ca
 		if last != nil && len(slots) == 0 {
 			reason = fmt.Sprintf("the last follow-up (%d of %d) was %s", last.Step, cad.Steps(), last.State)
 		}
-		return changed, finish(ctx, tx, c.ID, cadenceFinished, endedByLastStep, reason, now)
+		return finish(ctx, tx, c.ID, cadenceFinished, endedByLastStep, reason, now)
 	}
-	return changed, nil
+	return nil
 }
 
 // insertReminder writes the row of a slot.

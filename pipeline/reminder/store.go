@@ -225,6 +225,9 @@ type deal struct {
 	Rep   Rep
 	// OwnerExternalID is the deal's owner reference at the vendor.
 	OwnerExternalID string
+	// Connection is the name of the deal's connection, ConnectionStatus its status
+	// (active, paused, needs_reauth, error) and StatusReason why.
+	Connection, ConnectionStatus, StatusReason string
 }
 
 // dealColumns and dealJoins read a deal (d) for scanDeal.
@@ -233,7 +236,7 @@ const (
 		d.is_closed, d.is_won, coalesce(s.canonical_stage, ''), coalesce(s.name, ''), d.last_activity_at,
 		coalesce(d.owner_external_id, ''), coalesce(o.id, 0), coalesce(o.email, ''), coalesce(o.name, ''),
 		coalesce(o.active AND o.deleted_at IS NULL, false), coalesce(o.timezone, ''), coalesce(o.team, ''),
-		coalesce(su.timezone, ''), cn.kind, cn.name, cn.config`
+		coalesce(su.timezone, ''), cn.kind, cn.name, cn.config, cn.status, coalesce(cn.status_reason, '')`
 	dealJoins = `JOIN connections cn ON cn.id = d.connection_id
 		LEFT JOIN stages s ON s.id = d.stage_id
 		LEFT JOIN owners o ON o.id = d.owner_id
@@ -256,7 +259,7 @@ func (s *dealScan) targets() []any {
 		&d.Closed, &d.Won, &d.Stage, &d.StageName, &s.lastActivityAt,
 		&d.OwnerExternalID, &d.Rep.OwnerID, &d.Rep.Email, &d.Rep.Name,
 		&d.Rep.Active, &d.Rep.CRMZone, &d.Rep.Team,
-		&d.Rep.SlackZone, &s.kind, &s.name, &s.config}
+		&d.Rep.SlackZone, &s.kind, &s.name, &s.config, &d.ConnectionStatus, &d.StatusReason}
 }
 
 // finish fills what needs decoding after the scan.
@@ -279,6 +282,7 @@ func (s *dealScan) finish() (deal, error) {
 	conn := alerting.Connection{Name: s.name, Kind: s.kind, BaseURL: cfg.BaseURL, Options: cfg.Options}
 	d.Facts.URL = conn.DealURL(s.externalID)
 	d.Facts.CRM = crmName(s.kind)
+	d.Connection = s.name
 	return d, nil
 }
 
