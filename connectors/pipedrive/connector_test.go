@@ -3,7 +3,9 @@ package pipedrive_test
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -329,6 +331,64 @@ func TestConnector(t *testing.T) {
 		cancel()
 		_, err := b.conn.Read(cctx, connectors.ReadRequest{Stream: pipedrive.StreamDeals, SyncStart: b.clock.Now()})
 		require.ErrorIs(t, err, context.Canceled)
+	})
+}
+
+func TestMalformedPayloads(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+
+	serve := func(t *testing.T, body string) *pipedrive.Connector {
+		t.Helper()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, body)
+		}))
+		t.Cleanup(srv.Close)
+		hc := connectors.NewHTTPClient(connectors.HTTPConfig{RateLimits: pipedrive.RateLimits()})
+		conn, err := pipedrive.New(pipedrive.Config{BaseURL: srv.URL, APIToken: testToken}, hc)
+		require.NoError(t, err)
+		return conn
+	}
+
+	t.Run("BadRecordsAreSkippedByNameAndTheRestKept", func(t *testing.T) {
+		t.Parallel()
+		conn := serve(t, `{"success": true, "data": [
+			{"id": 1, "title": "Good", "status": "open", "value": 10, "currency": "USD", "update_time": "2026-01-01T00:00:00Z"},
+			{"id": 2, "title": "Bad value", "status": "open", "value": "ten", "currency": "USD", "update_time": "2026-01-01T00:00:01Z"},
+			{"id": 3, "title": "Bad time", "status": "open", "update_time": "01/02/2026"},
+			{"id": 4, "title": "Bad status", "status": "pending", "update_time": "2026-01-01T00:00:02Z"},
+			{"title": "No id", "status": "open", "update_time": "2026-01-01T00:00:03Z"}
+		], "additional_data": {"next_cursor": null}}`)
+		page, err := conn.Read(ctx, connectors.ReadRequest{Stream: pipedrive.StreamDeals, SyncStart: time.Now()})
+		require.NoError(t, err)
+		require.True(t, page.Done)
+		require.Len(t, page.Deals, 1)
+		require.Equal(t, "1", page.Deals[0].ExternalID)
+		reasons := map[string]string{}
+		for _, s := range page.Skipped {
+			require.Equal(t, pipeline.EntityDeals, s.Entity)
+			reasons[s.ExternalID] = s.Reason
+		}
+		require.Len(t, reasons, 4)
+		require.Contains(t, reasons["2"], "decoding deals")
+		require.Contains(t, reasons["3"], `unrecognized timestamp "01/02/2026"`)
+		require.Equal(t, `status "pending" is not open, won or lost`, reasons["4"])
+		require.Equal(t, "the record has no id", reasons[""])
+	})
+
+	t.Run("AnUndecodableBodyIsAClearError", func(t *testing.T) {
+		t.Parallel()
+		conn := serve(t, `<html>Service temporarily unavailable</html>`)
+		_, err := conn.Read(ctx, connectors.ReadRequest{Stream: pipedrive.StreamContacts, SyncStart: time.Now()})
+		require.ErrorContains(t, err, "reading pipedrive contacts: decoding the response of GET /persons")
+	})
+
+	t.Run("SuccessFalseIsAnError", func(t *testing.T) {
+		t.Parallel()
+		conn := serve(t, `{"success": false, "error": "Scope and URL mismatch", "errorCode": 403}`)
+		_, err := conn.Read(ctx, connectors.ReadRequest{Stream: pipedrive.StreamOwners})
+		require.EqualError(t, err, "reading pipedrive owners: GET /users answered success=false: Scope and URL mismatch")
 	})
 }
 
