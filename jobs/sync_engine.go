@@ -54,12 +54,20 @@ type SyncEngine struct {
 	ReconcileMaxAge time.Duration
 }
 
-// NewSyncEngine builds the engine from deps.
+// NewSyncEngine builds the engine from deps. Without deps.Connectors it uses every
+// connector of this build (DefaultConnectors); without deps.Limiters, limiters of its own.
 func NewSyncEngine(deps *Deps) *SyncEngine {
-	return &SyncEngine{
+	e := &SyncEngine{
 		DB: deps.Pool, Connectors: deps.Connectors, Credentials: deps.Credentials, Limiters: deps.Limiters,
 		Logger: deps.Logger, NowFunc: deps.now,
 	}
+	if e.Connectors == nil {
+		e.Connectors = DefaultConnectors(connectors.HTTPConfig{})
+	}
+	if e.Limiters == nil {
+		e.Limiters = connectors.NewLimiters()
+	}
+	return e
 }
 
 // SyncRequest asks for one run.
