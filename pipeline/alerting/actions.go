@@ -123,9 +123,13 @@ func messageView(ctx context.Context, tx pgx.Tx, now time.Time, connID, ownerID 
 	if connID != 0 {
 		var c Connection
 		var cfg []byte
-		if err := tx.QueryRow(ctx, `SELECT id, name, kind, status, config FROM connections WHERE id = $1`, connID).
-			Scan(&c.ID, &c.Name, &c.Kind, &c.Status, &cfg); err != nil {
+		var synced *time.Time
+		if err := tx.QueryRow(ctx, `SELECT id, name, kind, status, config, last_synced_at FROM connections WHERE id = $1`, connID).
+			Scan(&c.ID, &c.Name, &c.Kind, &c.Status, &cfg, &synced); err != nil {
 			return view{}, fmt.Errorf("loading connection %d: %w", connID, err)
+		}
+		if synced != nil {
+			c.LastSyncedAt = *synced
 		}
 		if err := parseConnectionConfig(cfg, &c); err != nil {
 			return view{}, err

@@ -3,6 +3,7 @@ package alerting
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
@@ -12,27 +13,30 @@ import (
 	"github.com/pipewatch/pipewatch/pipeline"
 )
 
-// The deal rules run in two set-based steps. candidatesSQL scans the open deals of the
-// evaluated connections once and keeps those for which some rule's condition holds on the
-// deal's own columns, with every threshold joined in. The per-rule statements then refine
-// the few candidates (logged activities, close-date history) and write findings with
-// their evidence.
-const candidatesSQL = `
-CREATE TEMP TABLE detect_deals ON COMMIT DROP AS
+// The deal rules run set-based in one scan of the open deals of the evaluated
+// connections (findingsSQL): every threshold is joined in (computed in Go: business days,
+// learned stage times), logged activities are looked up only for deals that are idle or
+// without a next step on their own columns, and each rule whose condition holds yields a
+// compact finding with the facts behind it and a signature of them. Evidence (details)
+// is built only for findings that are new or whose facts changed (detailsSQL), so a run
+// over a pipeline that did not change writes almost nothing.
+const findingsSQL = `
+INSERT INTO detect_findings (rule, subject_key, connection_id, deal_id, owner_id, team, stage_id, severity,
+                             at1, at2, num1, int1, txt1, txt2, sig)
 WITH idle_t AS (
     SELECT * FROM unnest(@it_calendar::text[], @it_stage::text[], @it_threshold::text[],
                          @it_warn::timestamptz[], @it_stalled::timestamptz[], @it_close_lost::timestamptz[])
         AS t(calendar, stage, threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff)
-), owner_cal AS (
-    SELECT * FROM unnest(@oc_owner::bigint[], @oc_calendar::text[]) AS t(owner_id, calendar)
+), owner_t AS (
+    SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::text[]) AS t(owner_id, team, calendar)
 ), stuck_t AS (
     SELECT * FROM unnest(@st_stage::bigint[], @st_days::float8[], @st_label::text[], @st_source::text[],
                          @st_won::int[], @st_cutoff::timestamptz[], @st_critical::timestamptz[])
         AS t(stage_id, days, label, source, won_deals, cutoff, critical_cutoff)
 ), slips AS (
     SELECT ch.deal_id,
-           count(*) FILTER (WHERE ch.new_date > ch.old_date) AS push_count,
-           bool_or(ch.changed_at >= @period_start AND ch.old_date BETWEEN @period_start::date AND @period_end::date
+           count(*) FILTER (WHERE ch.new_date > ch.old_date)::int AS push_count,
+           bool_or(ch.changed_at >= @period_start::date AND ch.old_date BETWEEN @period_start::date AND @period_end::date
                    AND ch.new_date > @period_end::date) AS pushed_out
     FROM (SELECT deal_id, changed_at,
                  CASE WHEN old_value ~ '^\d{4}-\d{2}-\d{2}' THEN left(old_value, 10)::date END AS old_date,
@@ -40,19 +44,18 @@ WITH idle_t AS (
           FROM deal_changes WHERE field = 'close_date') ch
     GROUP BY ch.deal_id
 )
-SELECT d.id, d.connection_id, d.external_id, d.name, d.amount, d.currency, d.stage_id, d.owner_id,
-       d.close_date, d.last_activity_at, d.next_activity_at, d.remote_created_at,
-       se.entered_at AS stage_entered_at, s.name AS stage_name, s.canonical_stage, t.touch_at,
-       it.threshold AS idle_threshold, it.stalled_cutoff, it.close_lost_cutoff, it.warn_cutoff,
-       st.days AS stuck_days, st.label AS stuck_label, st.source AS stuck_source, st.won_deals AS stuck_won_deals,
-       st.critical_cutoff AS stuck_critical_cutoff,
-       coalesce(sl.push_count, 0) AS push_count, coalesce(sl.pushed_out, false) AS pushed_out,
-       f.is_idle, f.is_stuck, f.is_past, f.is_slipped, f.is_nns
+SELECT r.rule,
+       r.rule || ':deal:' || d.id
+           || CASE WHEN r.rule IN ('idle', 'stuck_in_stage') THEN ':stage:' || coalesce(d.stage_id::text, 'none') ELSE '' END,
+       d.connection_id, d.id, d.owner_id, ot.team, d.stage_id, r.severity,
+       r.at1, r.at2, r.num1, r.int1, r.txt1, r.txt2,
+       concat_ws('|', r.severity, d.name, d.amount, d.currency, d.close_date, extract(epoch FROM se.entered_at)::bigint,
+                 extract(epoch FROM r.at1)::bigint, extract(epoch FROM r.at2)::bigint, r.num1, r.int1, r.txt1, r.txt2)
 FROM deals d
 JOIN connections c ON c.id = d.connection_id
 LEFT JOIN stages s ON s.id = d.stage_id
-LEFT JOIN owner_cal oc ON oc.owner_id = d.owner_id
-LEFT JOIN idle_t it ON it.calendar = coalesce(oc.calendar, '') AND it.stage = coalesce(s.canonical_stage, '')
+LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
+LEFT JOIN idle_t it ON it.calendar = coalesce(ot.calendar, '') AND it.stage = coalesce(s.canonical_stage, '')
 LEFT JOIN stuck_t st ON st.stage_id = d.stage_id
 LEFT JOIN slips sl ON sl.deal_id = d.id
 CROSS JOIN LATERAL (
@@ -60,140 +63,118 @@ CROSS JOIN LATERAL (
                     (SELECT max(h.entered_at) FROM deal_stage_history h
                      WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL)) AS entered_at
 ) se
-CROSS JOIN LATERAL (SELECT greatest(d.last_activity_at, se.entered_at, d.remote_created_at) AS touch_at) t
+CROSS JOIN LATERAL (SELECT greatest(d.last_activity_at, se.entered_at, d.remote_created_at) AS touch_at) t0
 CROSS JOIN LATERAL (
-    SELECT @idle_on AND it.warn_cutoff IS NOT NULL AND t.touch_at < it.warn_cutoff
-               AND NOT (@idle_exclude_zero AND coalesce(d.amount, 0) = 0)
-               AND NOT (@idle_suppress AND coalesce(d.next_activity_at >= @now, false)) AS is_idle,
-           @stuck_on AND st.cutoff IS NOT NULL AND se.entered_at < st.cutoff
-               AND NOT (@stuck_exclude_zero AND coalesce(d.amount, 0) = 0) AS is_stuck,
-           @past_on AND d.close_date < @today::date
-               AND NOT (@past_ignore_default AND c.kind = 'hubspot' AND sl.deal_id IS NULL
-                        AND coalesce(d.close_date = (date_trunc('month', d.remote_created_at AT TIME ZONE @tz)
-                                                     + interval '1 month - 1 day')::date, false)) AS is_past,
-           @slip_on AND ((coalesce(sl.pushed_out, false) AND d.close_date > @period_end::date)
-                         OR coalesce(sl.push_count, 0) >= @escalate_at) AS is_slipped,
+    SELECT @idle_on AND t0.touch_at < it.warn_cutoff AND NOT (@idle_exclude_zero AND coalesce(d.amount, 0) = 0)
+               AND NOT (@idle_suppress AND coalesce(d.next_activity_at >= @now, false)) AS idle,
            @nns_on AND s.canonical_stage = ANY(@nns_stages::text[])
                AND (d.next_activity_at IS NULL OR d.next_activity_at < @now OR d.next_activity_at > @horizon)
-               AND coalesce(se.entered_at, d.remote_created_at) < @grace_cutoff AS is_nns
-) f
-WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL
-  AND (f.is_idle OR f.is_stuck OR f.is_past OR f.is_slipped OR f.is_nns)`
+               AND coalesce(se.entered_at, d.remote_created_at) < @grace_cutoff AS nns
+) p
+CROSS JOIN LATERAL (
+    SELECT CASE WHEN p.idle THEN (SELECT max(a.occurred_at) FROM activities a
+                                  WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now)
+           END AS done_at,
+           CASE WHEN p.idle OR p.nns THEN (SELECT min(a.occurred_at) FROM activities a
+                                           WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now)
+           END AS planned_at
+) act
+CROSS JOIN LATERAL (
+    SELECT greatest(t0.touch_at, act.done_at) AS touch_at,
+           least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, act.planned_at) AS next_at
+) t
+CROSS JOIN LATERAL (VALUES
+    ('idle', p.idle AND t.touch_at < it.warn_cutoff AND NOT (@idle_suppress AND act.planned_at IS NOT NULL),
+     CASE WHEN t.touch_at < it.stalled_cutoff THEN 'critical' ELSE 'warning' END,
+     t.touch_at, d.next_activity_at, NULL::float8, CASE WHEN t.touch_at < it.close_lost_cutoff THEN 1 ELSE 0 END,
+     CASE WHEN act.done_at IS NOT NULL AND act.done_at >= t0.touch_at THEN 'activity'
+          WHEN t.touch_at = d.last_activity_at THEN 'crm_last_activity'
+          WHEN t.touch_at = se.entered_at THEN 'stage_entered' ELSE 'created' END,
+     it.threshold),
+    ('stuck_in_stage', @stuck_on AND se.entered_at < st.cutoff AND NOT (@stuck_exclude_zero AND coalesce(d.amount, 0) = 0),
+     CASE WHEN se.entered_at < st.critical_cutoff THEN 'critical' ELSE 'warning' END,
+     se.entered_at, NULL::timestamptz, st.days, st.won_deals, st.source, st.label),
+    ('past_close_date', @past_on AND d.close_date < @today::date
+         AND NOT (@past_ignore_default AND c.kind = 'hubspot' AND sl.deal_id IS NULL
+                  AND coalesce(d.close_date = (date_trunc('month', d.remote_created_at AT TIME ZONE @tz)
+                                               + interval '1 month - 1 day')::date, false)),
+     CASE WHEN d.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END,
+     NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::int, NULL::text, NULL::text),
+    ('close_date_slipped', @slip_on AND ((sl.pushed_out AND d.close_date > @period_end::date) OR sl.push_count >= @escalate_at),
+     CASE WHEN sl.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END,
+     NULL::timestamptz, NULL::timestamptz, NULL::float8, sl.push_count,
+     (coalesce(sl.pushed_out, false) AND d.close_date > @period_end::date)::text, NULL::text),
+    ('no_next_step', p.nns AND coalesce(t.next_at > @horizon, true), 'warning',
+     NULL::timestamptz, coalesce(t.next_at, d.next_activity_at), NULL::float8, NULL::int,
+     CASE WHEN t.next_at IS NOT NULL THEN 'too_far' WHEN d.next_activity_at < @now THEN 'overdue' ELSE 'none' END,
+     NULL::text)
+) r(rule, fires, severity, at1, at2, num1, int1, txt1, txt2)
+WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL AND r.fires`
 
-// findingsTableSQL holds this run's findings: one row per (rule, subject) whose condition holds.
+// findingsTableSQL holds this run's findings: one row per (rule, subject) whose condition
+// holds, with its facts in generic columns (see findingsSQL), their signature, and the
+// details once built.
 const findingsTableSQL = `
 CREATE TEMP TABLE detect_findings (
-    rule          text   NOT NULL,
-    subject_key   text   NOT NULL,
+    rule          text    NOT NULL,
+    subject_key   text    NOT NULL,
     connection_id bigint,
     deal_id       bigint,
     owner_id      bigint,
     team          text,
     stage_id      bigint,
-    severity      text   NOT NULL,
-    details       jsonb  NOT NULL
+    severity      text    NOT NULL,
+    at1           timestamptz,
+    at2           timestamptz,
+    num1          float8,
+    int1          int,
+    txt1          text,
+    txt2          text,
+    sig           text    NOT NULL,
+    changed       boolean NOT NULL DEFAULT false,
+    details       jsonb
 ) ON COMMIT DROP`
 
-// dealBaseSQL is the evidence every deal alert carries.
-const dealBaseSQL = `jsonb_build_object(
-    'deal_id', dd.id, 'deal_external_id', dd.external_id, 'deal_name', dd.name, 'amount', dd.amount,
-    'currency', dd.currency, 'stage_id', dd.stage_id, 'stage_name', dd.stage_name,
-    'canonical_stage', dd.canonical_stage, 'owner_id', dd.owner_id, 'close_date', dd.close_date,
-    'stage_entered_at', dd.stage_entered_at, 'connection_id', dd.connection_id, 'data_as_of', c.last_synced_at)`
-
-const dealFindingColumns = `INSERT INTO detect_findings (rule, subject_key, connection_id, deal_id, owner_id, stage_id, severity, details)`
-
-// idleSQL refines idle candidates with logged activities (a later done activity is a
-// touch; a planned one ahead suppresses the alert) and records the evidence.
-const idleSQL = dealFindingColumns + `
-SELECT 'idle', 'idle:deal:' || dd.id || ':stage:' || coalesce(dd.stage_id::text, 'none'),
-       dd.connection_id, dd.id, dd.owner_id, dd.stage_id,
-       CASE WHEN t.touch_at < dd.stalled_cutoff THEN 'critical' ELSE 'warning' END,
-       ` + dealBaseSQL + ` || jsonb_build_object(
-           'last_touch_at', t.touch_at,
-           'last_touch_source', CASE WHEN la.occurred_at IS NOT NULL AND la.occurred_at >= dd.touch_at THEN 'activity'
-                                     WHEN t.touch_at = dd.last_activity_at THEN 'crm_last_activity'
-                                     WHEN t.touch_at = dd.stage_entered_at THEN 'stage_entered'
-                                     ELSE 'created' END,
-           'last_activity_kind', CASE WHEN la.occurred_at IS NOT NULL AND la.occurred_at >= dd.touch_at
-                                      THEN la.kind || coalesce(' (' || la.direction || ')', '') END,
-           'days_idle', floor(extract(epoch FROM @now - t.touch_at) / 86400)::int,
-           'threshold', dd.idle_threshold,
-           'next_activity_at', dd.next_activity_at,
-           'stalled', t.touch_at < dd.stalled_cutoff,
-           'suggest_close_lost', coalesce(t.touch_at < dd.close_lost_cutoff, false))
-FROM detect_deals dd
-JOIN connections c ON c.id = dd.connection_id
-LEFT JOIN LATERAL (
-    SELECT a.occurred_at, a.kind, a.direction FROM activities a
-    WHERE a.deal_id = dd.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now
-    ORDER BY a.occurred_at DESC LIMIT 1
-) la ON true
-LEFT JOIN LATERAL (
-    SELECT min(a.occurred_at) AS at FROM activities a
-    WHERE @idle_suppress AND a.deal_id = dd.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now
-) na ON true
-CROSS JOIN LATERAL (SELECT greatest(dd.touch_at, la.occurred_at) AS touch_at) t
-WHERE dd.is_idle AND t.touch_at < dd.warn_cutoff AND na.at IS NULL`
-
-const stuckSQL = dealFindingColumns + `
-SELECT 'stuck_in_stage', 'stuck_in_stage:deal:' || dd.id || ':stage:' || dd.stage_id,
-       dd.connection_id, dd.id, dd.owner_id, dd.stage_id,
-       CASE WHEN dd.stage_entered_at < dd.stuck_critical_cutoff THEN 'critical' ELSE 'warning' END,
-       ` + dealBaseSQL + ` || jsonb_build_object(
-           'days_in_stage', floor(extract(epoch FROM @now - dd.stage_entered_at) / 86400)::int,
-           'threshold_days', dd.stuck_days,
-           'threshold', dd.stuck_label,
-           'threshold_source', dd.stuck_source,
-           'won_deals_learned_from', dd.stuck_won_deals,
-           'critical_factor', @critical_factor::float8)
-FROM detect_deals dd
-JOIN connections c ON c.id = dd.connection_id
-WHERE dd.is_stuck`
-
-const pastCloseDateSQL = dealFindingColumns + `
-SELECT 'past_close_date', 'past_close_date:deal:' || dd.id,
-       dd.connection_id, dd.id, dd.owner_id, dd.stage_id,
-       CASE WHEN dd.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END,
-       ` + dealBaseSQL + ` || jsonb_build_object(
-           'days_overdue', @today::date - dd.close_date,
-           'critical_after', @past_critical_after::text)
-FROM detect_deals dd
-JOIN connections c ON c.id = dd.connection_id
-WHERE dd.is_past`
-
-const slippedSQL = dealFindingColumns + `
-SELECT 'close_date_slipped', 'close_date_slipped:deal:' || dd.id,
-       dd.connection_id, dd.id, dd.owner_id, dd.stage_id,
-       CASE WHEN dd.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END,
-       ` + dealBaseSQL + ` || jsonb_build_object(
-           'push_count', dd.push_count,
-           'pushed_out_of_period', dd.pushed_out AND dd.close_date > @period_end::date,
-           'period_start', @period_start::date, 'period_end', @period_end::date,
-           'escalate_at', @escalate_at::int,
-           'close_date_history', (
-               SELECT jsonb_agg(jsonb_build_object('changed_at', h.changed_at, 'from', h.old_value, 'to', h.new_value)
-                                ORDER BY h.changed_at)
-               FROM (SELECT changed_at, old_value, new_value FROM deal_changes
-                     WHERE deal_id = dd.id AND field = 'close_date' ORDER BY changed_at DESC LIMIT 5) h))
-FROM detect_deals dd
-JOIN connections c ON c.id = dd.connection_id
-WHERE dd.is_slipped`
-
-// noNextStepSQL refines candidates with planned activities within the horizon.
-const noNextStepSQL = dealFindingColumns + `
-SELECT 'no_next_step', 'no_next_step:deal:' || dd.id,
-       dd.connection_id, dd.id, dd.owner_id, dd.stage_id, 'warning',
-       ` + dealBaseSQL + ` || jsonb_build_object(
-           'next_activity_at', dd.next_activity_at,
-           'reason', CASE WHEN dd.next_activity_at IS NULL THEN 'none'
-                          WHEN dd.next_activity_at < @now THEN 'overdue' ELSE 'too_far' END,
-           'horizon', @horizon_days::text)
-FROM detect_deals dd
-JOIN connections c ON c.id = dd.connection_id
-WHERE dd.is_nns AND NOT EXISTS (
-    SELECT 1 FROM activities a
-    WHERE a.deal_id = dd.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at BETWEEN @now AND @horizon)`
+// detailsSQL builds the evidence of the deal findings that are new or changed.
+const detailsSQL = `
+UPDATE detect_findings f
+SET details = jsonb_build_object(
+        'deal_id', d.id, 'deal_external_id', d.external_id, 'deal_name', d.name, 'amount', d.amount,
+        'currency', d.currency, 'stage_id', d.stage_id, 'stage_name', s.name, 'canonical_stage', s.canonical_stage,
+        'owner_id', d.owner_id, 'close_date', d.close_date,
+        'stage_entered_at', coalesce(d.stage_entered_at,
+                                     (SELECT max(h.entered_at) FROM deal_stage_history h
+                                      WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL)),
+        'connection_id', d.connection_id, 'data_as_of', c.last_synced_at)
+    || CASE f.rule
+        WHEN 'idle' THEN jsonb_build_object(
+            'last_touch_at', f.at1, 'last_touch_source', f.txt1, 'threshold', f.txt2, 'next_activity_at', f.at2,
+            'days_idle', floor(extract(epoch FROM @now - f.at1) / 86400)::int,
+            'stalled', f.severity = 'critical', 'suggest_close_lost', f.int1 = 1,
+            'last_activity_kind', CASE WHEN f.txt1 = 'activity' THEN (
+                SELECT a.kind || coalesce(' (' || a.direction || ')', '') FROM activities a
+                WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at = f.at1 LIMIT 1) END)
+        WHEN 'stuck_in_stage' THEN jsonb_build_object(
+            'days_in_stage', floor(extract(epoch FROM @now - f.at1) / 86400)::int,
+            'threshold_days', f.num1, 'threshold', f.txt2, 'threshold_source', f.txt1,
+            'won_deals_learned_from', f.int1, 'critical_factor', @critical_factor::float8)
+        WHEN 'past_close_date' THEN jsonb_build_object(
+            'days_overdue', @today::date - d.close_date, 'critical_after', @past_critical_after::text)
+        WHEN 'close_date_slipped' THEN jsonb_build_object(
+            'push_count', f.int1, 'pushed_out_of_period', f.txt1 = 'true',
+            'period_start', @period_start::date, 'period_end', @period_end::date, 'escalate_at', @escalate_at::int,
+            'close_date_history', (
+                SELECT jsonb_agg(jsonb_build_object('changed_at', h.changed_at, 'from', h.old_value, 'to', h.new_value)
+                                 ORDER BY h.changed_at)
+                FROM (SELECT changed_at, old_value, new_value FROM deal_changes
+                      WHERE deal_id = d.id AND field = 'close_date' ORDER BY changed_at DESC LIMIT 5) h))
+        WHEN 'no_next_step' THEN jsonb_build_object(
+            'next_activity_at', f.at2, 'reason', f.txt1, 'horizon', @horizon_days::text)
+    END
+FROM deals d
+JOIN connections c ON c.id = d.connection_id
+LEFT JOIN stages s ON s.id = d.stage_id
+WHERE f.changed AND f.details IS NULL AND d.id = f.deal_id`
 
 // stageHistorySQL learns, per open stage of the evaluated connections, how long won deals
 // (closed within the learning window) stayed in it.
@@ -215,28 +196,28 @@ WHERE s.connection_id = ANY(@conns::bigint[]) AND NOT s.is_closed AND s.deleted_
 
 // dealRuleInput is what evaluateDealRules needs besides the transaction.
 type dealRuleInput struct {
-	rules config.Rules
-	now   time.Time
-	conns []int64
-	cals  calendars
-	dir   *Directory
+	rules  config.Rules
+	now    time.Time
+	conns  []int64
+	cals   calendars
+	dir    *Directory
+	logger *slog.Logger
 }
 
-// evaluateDealRules writes the deal findings of the evaluated connections into detect_findings.
-func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) error {
+// evaluateDealRules writes the deal findings of the evaluated connections into
+// detect_findings and returns the parameters detailsSQL needs later.
+func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedArgs, error) {
 	r := in.rules
 	org := in.cals.of("")
 	args, err := stuckArgs(ctx, tx, in)
 	if err != nil {
-		return err
+		return nil, err
 	}
-
-	idle := IdleThresholds(r.Idle, in.cals, in.now)
 	var (
 		itCal, itStage, itThreshold []string
 		itWarn, itStalled, itLost   []*time.Time
 	)
-	for _, t := range idle {
+	for _, t := range idleThresholds(r.Idle, in.cals, in.now) {
 		itCal = append(itCal, t.Calendar)
 		itStage = append(itStage, string(t.Stage))
 		itThreshold = append(itThreshold, t.Threshold.String())
@@ -244,13 +225,19 @@ func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) error {
 		itStalled = append(itStalled, timePtr(t.Stalled))
 		itLost = append(itLost, timePtr(t.CloseLost))
 	}
-	var ocOwner []int64
-	var ocCal []string
+	var (
+		otOwner       []int64
+		otTeam, otCal []string
+	)
 	for id, p := range in.dir.people {
-		if _, ok := in.cals[p.Team]; ok && p.Team != "" {
-			ocOwner = append(ocOwner, id)
-			ocCal = append(ocCal, p.Team)
+		if p.Team == "" {
+			continue
 		}
+		cal := ""
+		if _, ok := in.cals[p.Team]; ok {
+			cal = p.Team
+		}
+		otOwner, otTeam, otCal = append(otOwner, id), append(otTeam, p.Team), append(otCal, cal)
 	}
 	today := org.Today(in.now)
 	periodStart, periodEnd := periodBounds(today, r.CloseDateSlipped.Period)
@@ -266,7 +253,7 @@ func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) error {
 		"conns": in.conns, "now": in.now, "today": today.Format(time.DateOnly), "tz": org.Location().String(),
 		"it_calendar": itCal, "it_stage": itStage, "it_threshold": itThreshold,
 		"it_warn": itWarn, "it_stalled": itStalled, "it_close_lost": itLost,
-		"oc_owner": ocOwner, "oc_calendar": ocCal,
+		"ot_owner": otOwner, "ot_team": otTeam, "ot_calendar": otCal,
 		"idle_on": r.Idle.Enabled, "idle_exclude_zero": r.Idle.ExcludeZeroAmount, "idle_suppress": r.Idle.NextActivitySuppresses,
 		"stuck_on": r.StuckInStage.Enabled, "stuck_exclude_zero": r.StuckInStage.ExcludeZeroAmount,
 		"critical_factor": r.StuckInStage.CriticalFactor,
@@ -280,24 +267,13 @@ func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) error {
 	}) {
 		args[k] = v
 	}
-	steps := []struct {
-		what, sql string
-	}{
-		{"selecting candidate deals", candidatesSQL},
-		{"analyzing candidate deals", `ANALYZE detect_deals`},
-		{"evaluating idle deals", idleSQL},
-		{"evaluating deals stuck in stage", stuckSQL},
-		{"evaluating deals past their close date", pastCloseDateSQL},
-		{"evaluating slipped close dates", slippedSQL},
-		{"evaluating deals without a next step", noNextStepSQL},
-		{"dropping candidate deals", `DROP TABLE detect_deals`},
+	start := time.Now()
+	tag, err := tx.Exec(ctx, findingsSQL, args)
+	if err != nil {
+		return nil, fmt.Errorf("evaluating the deal rules: %w", err)
 	}
-	for _, s := range steps {
-		if _, err := tx.Exec(ctx, s.sql, args); err != nil {
-			return fmt.Errorf("%s: %w", s.what, err)
-		}
-	}
-	return nil
+	in.logger.DebugContext(ctx, "detect: evaluated the deal rules", "findings", tag.RowsAffected(), "took", time.Since(start))
+	return args, nil
 }
 
 // stuckArgs learns the stuck-in-stage thresholds of the evaluated connections' stages.
@@ -317,12 +293,12 @@ func stuckArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedArgs,
 		labels, sources    []string
 		won                []int32
 		cutoffs, criticals []time.Time
-		h                  StageHistory
+		h                  stageHistory
 		canonical          string
 	)
 	_, err = pgx.ForEachRow(rows, []any{&h.StageID, &canonical, &h.RotDays, &h.WonDeals, &h.PercentileDays}, func() error {
 		h.Canonical = pipeline.CanonicalStage(canonical)
-		t, ok := StuckThresholdFor(r, h, org, in.now)
+		t, ok := stuckThresholdFor(r, h, org, in.now)
 		if !ok {
 			return nil
 		}

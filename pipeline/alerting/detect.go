@@ -15,8 +15,9 @@ import (
 	"github.com/pipewatch/pipewatch/internal/notify"
 )
 
-// detectLockKey serializes detect runs: two runs never reconcile the same alerts at once.
-const detectLockKey = int64(0x7077646574656374) // "pwdetect"
+// detectLockKey serializes detect runs on one schema: two runs never reconcile the same
+// alerts at once.
+const detectLockKey = int32(0x70776474) // "pwdt"
 
 // Detector evaluates the alert rules, keeps the alerts table's lifecycle and enqueues
 // what people should hear.
@@ -105,9 +106,11 @@ type run struct {
 	dir      *Directory
 	conns    map[int64]*Connection
 	scope    lifecycleScope
-	baseline map[int64]bool // connections in their baseline run
-	orgBase  bool
-	report   *Report
+	// detailsArgs are the deal rules' parameters for building evidence (nil = none ran).
+	detailsArgs pgx.NamedArgs
+	baseline    map[int64]bool // connections in their baseline run
+	orgBase     bool
+	report      *Report
 }
 
 // Run evaluates every rule as of now inside tx and records the results there: alerts
@@ -119,7 +122,7 @@ func (d *Detector) Run(ctx context.Context, tx pgx.Tx, opts Options) (*Report, e
 		now = d.NowFunc()
 	}
 	r := &run{tx: tx, now: now, logger: d.Logger, outbox: d.Outbox, opts: opts, report: &Report{At: now}}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, detectLockKey); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, detectLockKey); err != nil {
 		return nil, fmt.Errorf("taking the detect lock: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
@@ -128,11 +131,19 @@ func (d *Detector) Run(ctx context.Context, tx pgx.Tx, opts Options) (*Report, e
 	if err := r.load(ctx); err != nil {
 		return nil, err
 	}
-	steps := []func(context.Context) error{r.findings, r.lifecycle, r.dispatch, r.escalate, r.finish}
+	steps := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"findings", r.findings}, {"lifecycle", r.lifecycle}, {"dispatch", r.dispatch},
+		{"escalate", r.escalate}, {"finish", r.finish},
+	}
 	for _, step := range steps {
-		if err := step(ctx); err != nil {
+		start := time.Now()
+		if err := step.fn(ctx); err != nil {
 			return nil, err
 		}
+		r.logger.DebugContext(ctx, "detect: step done", "step", step.name, "took", time.Since(start))
 	}
 	return r.report, nil
 }
@@ -341,15 +352,17 @@ func (r *run) inBaseline(connID int64) bool {
 
 // findings evaluates every rule in scope into detect_findings.
 func (r *run) findings(ctx context.Context) error {
-	for _, q := range []string{`DROP TABLE IF EXISTS detect_findings`, `DROP TABLE IF EXISTS detect_deals`, findingsTableSQL} {
+	for _, q := range []string{`DROP TABLE IF EXISTS detect_findings`, findingsTableSQL} {
 		if _, err := r.tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("preparing findings: %w", err)
 		}
 	}
 	if len(r.scope.conns) > 0 && len(r.scope.dealRules) > 0 {
-		if err := evaluateDealRules(ctx, r.tx, dealRuleInput{
-			rules: r.settings.Rules, now: r.now, conns: r.scope.conns, cals: r.cals, dir: r.dir,
-		}); err != nil {
+		var err error
+		r.detailsArgs, err = evaluateDealRules(ctx, r.tx, dealRuleInput{
+			rules: r.settings.Rules, now: r.now, conns: r.scope.conns, cals: r.cals, dir: r.dir, logger: r.logger,
+		})
+		if err != nil {
 			return err
 		}
 	}
@@ -376,7 +389,7 @@ func (r *run) findings(ctx context.Context) error {
 }
 
 func (r *run) lifecycle(ctx context.Context) error {
-	c, err := applyLifecycle(ctx, r.tx, r.scope)
+	c, err := applyLifecycle(ctx, r.tx, r.scope, r.detailsArgs, r.logger)
 	if err != nil {
 		return err
 	}

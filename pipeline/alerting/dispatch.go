@@ -60,14 +60,26 @@ type dueAlert struct {
 	details                     Details // loaded only for alerts that are rendered
 }
 
+// bucketKind says how a bucket is told.
+type bucketKind int
+
+const (
+	// bucketTell: one message per alert, or one digest from DigestThreshold alerts on.
+	bucketTell bucketKind = iota
+	// bucketBaseline: one summary of what a first evaluation found.
+	bucketBaseline
+	// bucketManager: a manager's daily digest.
+	bucketManager
+)
+
 // bucket collects the alerts for one recipient in one run.
 type bucket struct {
-	to       Recipient
-	baseline bool
-	first    []*dueAlert // the first alerts, sent one by one while the bucket stays small
-	top      map[Rule][]*dueAlert
-	counts   map[Rule]int
-	ids      []int64
+	to     Recipient
+	kind   bucketKind
+	first  []*dueAlert // the first alerts, sent one by one while the bucket stays small
+	top    map[Rule][]*dueAlert
+	counts map[Rule]int
+	ids    []int64
 }
 
 func (b *bucket) add(a *dueAlert, keepFirst int) {
@@ -91,7 +103,7 @@ func (b *bucket) add(a *dueAlert, keepFirst int) {
 
 // rendered are the alerts whose details must be loaded.
 func (b *bucket) rendered(threshold int) []*dueAlert {
-	if !b.baseline && len(b.ids) < threshold {
+	if b.kind == bucketTell && len(b.ids) < threshold {
 		return b.first
 	}
 	var out []*dueAlert
@@ -201,7 +213,11 @@ func (d *dispatcher) collect(ctx context.Context) error {
 		}
 		b, exists := d.buckets[key]
 		if !exists {
-			b = &bucket{to: to, baseline: baseline, top: map[Rule][]*dueAlert{}, counts: map[Rule]int{}}
+			kind := bucketTell
+			if baseline {
+				kind = bucketBaseline
+			}
+			b = &bucket{to: to, kind: kind, top: map[Rule][]*dueAlert{}, counts: map[Rule]int{}}
 			d.buckets[key] = b
 		}
 		b.add(&x, threshold-1)
@@ -276,7 +292,7 @@ func (d *dispatcher) loadDetails(ctx context.Context) error {
 func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 	r := d.run
 	threshold := r.settings.Routing.DigestThreshold
-	if !b.baseline && len(b.ids) < threshold {
+	if b.kind == bucketTell && len(b.ids) < threshold {
 		via := DeliveryDM
 		if b.to.Channel == notify.ChannelSlack {
 			via = DeliveryChannel
@@ -297,7 +313,7 @@ func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 	}
 	msg := r.digestMessage(b)
 	kind, via, key := notify.KindDigest, DeliveryDigest, fmt.Sprintf("digest:run:%d:%s", r.id, b.to.key())
-	if b.baseline {
+	if b.kind == bucketBaseline {
 		via, key = DeliveryBaseline, fmt.Sprintf("baseline:run:%d:%s", r.id, b.to.key())
 	}
 	nid, err := r.enqueue(ctx, Notification{Kind: kind, Recipient: b.to, Message: msg, DedupeKey: key})
@@ -316,7 +332,7 @@ func (r *run) digestMessage(b *bucket) notify.Message {
 	total := len(b.ids)
 	var m notify.Message
 	switch {
-	case b.baseline:
+	case b.kind == bucketBaseline:
 		m.Title = fmt.Sprintf("pipewatch is now watching: %s already need attention", plural(total, "alert"))
 		m.Summary = "These conditions existed before pipewatch started watching, so nobody was pinged about them one by one. " +
 			"From now on, new ones reach the deal owner directly."

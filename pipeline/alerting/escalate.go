@@ -13,8 +13,8 @@ import (
 )
 
 // escalationSQL lists owner alerts the manager's daily digest may take: told to the
-// owner, still open (not snoozed, acknowledged or resolved), not yet escalated, and
-// critical or told before the latest escalation cutoff of any calendar.
+// owner, still open (not snoozed, acknowledged or resolved), not yet escalated, and told
+// before the latest escalation cutoff of any calendar — or, when critical, a day ago.
 const escalationSQL = `
 SELECT a.id, a.rule, a.severity, coalesce(a.connection_id, 0), a.deal_id, a.owner_id, a.notified_at,
        coalesce((a.details->>'amount')::numeric, 0), a.first_seen_at
@@ -23,12 +23,12 @@ JOIN owners o ON o.id = a.owner_id
 WHERE a.state = 'open' AND a.escalated_at IS NULL AND a.deal_id IS NOT NULL
   AND a.connection_id = ANY(@conns::bigint[])
   AND a.notified_via IN ('dm', 'digest') AND a.notified_recipient = lower(o.email)
-  AND (a.severity = 'critical' OR a.notified_at <= @cutoff)
+  AND ((a.severity = 'critical' AND a.notified_at <= @critical_cutoff) OR a.notified_at <= @cutoff)
 ORDER BY a.owner_id, a.id`
 
 // escalate builds each manager's daily digest once their local clock passes
-// routing.digest_time: the team's critical alerts and the owner alerts left open for
-// routing.escalate_after, grouped by rule, largest amount first. A manager gets at most
+// routing.digest_time: the owner alerts left open for routing.escalate_after, and the
+// critical ones told a day ago or more, grouped by rule, largest amount first. A manager gets at most
 // one per local day; what comes up after it waits for the next day's.
 func (r *run) escalate(ctx context.Context) error {
 	if len(r.scope.conns) == 0 {
@@ -41,7 +41,8 @@ func (r *run) escalate(ctx context.Context) error {
 			latest = t
 		}
 	}
-	rows, err := r.tx.Query(ctx, escalationSQL, pgx.NamedArgs{"conns": r.scope.conns, "cutoff": latest})
+	criticalCutoff := r.now.Add(-day)
+	rows, err := r.tx.Query(ctx, escalationSQL, pgx.NamedArgs{"conns": r.scope.conns, "cutoff": latest, "critical_cutoff": criticalCutoff})
 	if err != nil {
 		return fmt.Errorf("listing alerts to escalate: %w", err)
 	}
@@ -55,7 +56,8 @@ func (r *run) escalate(ctx context.Context) error {
 	_, err = pgx.ForEachRow(rows, []any{&a.id, &rule, &sev, &a.connID, &a.dealID, &a.ownerID, &notifiedAt, &a.amount, &a.firstSeen}, func() error {
 		x := a
 		x.rule, x.severity, x.reason = Rule(rule), Severity(sev), "escalated"
-		if x.severity != SeverityCritical && notifiedAt.After(r.cals.of(r.dir.Team(x.ownerID)).Before(r.now, after)) {
+		critical := x.severity == SeverityCritical && !notifiedAt.After(criticalCutoff)
+		if !critical && notifiedAt.After(r.cals.of(r.dir.Team(x.ownerID)).Before(r.now, after)) {
 			return nil
 		}
 		to, ok := r.dir.ManagerOf(x.ownerID)
@@ -64,7 +66,7 @@ func (r *run) escalate(ctx context.Context) error {
 		}
 		b, exists := buckets[to.key()]
 		if !exists {
-			b = &bucket{to: to, top: map[Rule][]*dueAlert{}, counts: map[Rule]int{}}
+			b = &bucket{to: to, kind: bucketManager, top: map[Rule][]*dueAlert{}, counts: map[Rule]int{}}
 			buckets[to.key()] = b
 		}
 		b.add(&x, 0)

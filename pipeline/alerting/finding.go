@@ -24,8 +24,8 @@ func insertFinding(ctx context.Context, tx pgx.Tx, f finding) error {
 		return fmt.Errorf("encoding the evidence of %s: %w", f.subject, err)
 	}
 	if _, err := tx.Exec(ctx, `
-		INSERT INTO detect_findings (rule, subject_key, owner_id, team, severity, details)
-		VALUES ($1, $2, nullif($3, 0), nullif($4, ''), $5, $6)`,
+		INSERT INTO detect_findings (rule, subject_key, owner_id, team, severity, details, sig)
+		VALUES ($1, $2, nullif($3, 0), nullif($4, ''), $5, $6, $5 || '|' || $6::text)`,
 		string(f.rule), f.subject, f.ownerID, f.team, string(f.severity), doc); err != nil {
 		return fmt.Errorf("recording finding %s: %w", f.subject, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 	"github.com/riverqueue/river/rivertype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/pipewatch/pipewatch/internal/config"
 	"github.com/pipewatch/pipewatch/internal/dbtest"
 	"github.com/pipewatch/pipewatch/internal/notify"
 	"github.com/pipewatch/pipewatch/jobs"
@@ -257,4 +259,54 @@ func (b *testBundle) newNotifications(t *testing.T, skip int) []sent {
 	all := b.notifications(t)
 	require.GreaterOrEqual(t, len(all), skip)
 	return all[skip:]
+}
+
+// rules stores rules settings changed by edit, as `pipewatch apply` would.
+func (b *testBundle) rules(t *testing.T, edit func(r *config.Rules)) {
+	t.Helper()
+	r := config.DefaultRules()
+	edit(&r)
+	doc, err := json.Marshal(r)
+	require.NoError(t, err)
+	b.exec(t, `INSERT INTO settings (key, value) VALUES ('rules', $1) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, doc)
+}
+
+// setting stores any settings document.
+func (b *testBundle) setting(t *testing.T, key string, v any) {
+	t.Helper()
+	doc, err := json.Marshal(v)
+	require.NoError(t, err)
+	b.exec(t, `INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`, key, doc)
+}
+
+// onlyRules keeps the named rules enabled and disables the others.
+func onlyRules(names ...string) func(r *config.Rules) {
+	return func(r *config.Rules) {
+		on := func(n string) bool { return slices.Contains(names, n) }
+		r.Idle.Enabled = on("idle")
+		r.StuckInStage.Enabled = on("stuck_in_stage")
+		r.PastCloseDate.Enabled = on("past_close_date")
+		r.CloseDateSlipped.Enabled = on("close_date_slipped")
+		r.NoNextStep.Enabled = on("no_next_step")
+		r.CoverageShortfall.Enabled = on("coverage_shortfall")
+		r.LeadVelocityDrop.Enabled = on("lead_velocity_drop")
+	}
+}
+
+// advance moves the clock and records a fresh sync of the connections.
+func (b *testBundle) advance(t *testing.T, d time.Duration, conns ...int64) {
+	t.Helper()
+	b.now = b.now.Add(d)
+	for _, c := range conns {
+		b.synced(t, c)
+	}
+}
+
+// press applies a Slack button to an alert as the interactivity endpoint would.
+func (b *testBundle) press(t *testing.T, action string, alertID int64) *notify.Message {
+	t.Helper()
+	h := &alerting.Actions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), NowFunc: func() time.Time { return b.now }}
+	msg, err := h.HandleAction(b.ctx, b.tx, notify.Press{ActionID: action, Value: strconv.FormatInt(alertID, 10), SlackUserID: "U123"})
+	require.NoError(t, err)
+	return msg
 }

@@ -3,9 +3,11 @@ package alerting
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // The alert lifecycle, set-based over detect_findings. An alert's subject is its rule and
@@ -37,32 +39,46 @@ WHERE a2.id = a.id AND a.state <> 'resolved'
        OR a.rule = ANY(@disabled::text[]))
   AND NOT EXISTS (SELECT 1 FROM detect_findings f WHERE f.subject_key = a.subject_key)`
 
-// updateSQL refreshes alerts whose condition still holds when something about them
-// changed: severity, stage, owner, evidence (data_as_of aside), or a snooze that ended.
-// An ended snooze reopens the alert; so does a severity rise on an acknowledged one.
+// markChangedSQL flags the findings that are new, or whose facts (signature), severity,
+// stage, owner or team differ from their active alert: only those are written.
+const markChangedSQL = `
+UPDATE detect_findings f SET changed = true
+WHERE NOT EXISTS (
+    SELECT 1 FROM alerts a
+    WHERE a.subject_key = f.subject_key AND a.state <> 'resolved'
+      AND a.evidence_sig = f.sig AND a.severity = f.severity
+      AND a.stage_id IS NOT DISTINCT FROM f.stage_id AND a.owner_id IS NOT DISTINCT FROM f.owner_id
+      AND a.team IS NOT DISTINCT FROM f.team)`
+
+// updateSQL rewrites the active alerts whose findings changed. A severity rise reopens an
+// acknowledged alert; a snoozed one stays quiet until its snooze ends.
 var updateSQL = fmt.Sprintf(`
 UPDATE alerts a
-SET severity = f.severity, details = f.details, stage_id = f.stage_id, owner_id = f.owner_id, team = f.team,
-    last_seen_at = @now,
-    state = CASE WHEN a.state = 'snoozed' AND a.snoozed_until <= @now THEN 'open'
-                 WHEN a.state = 'acknowledged' AND %s > %s THEN 'open'
-                 ELSE a.state END
+SET severity = f.severity, details = f.details, evidence_sig = f.sig, stage_id = f.stage_id, owner_id = f.owner_id,
+    team = f.team, last_seen_at = @now,
+    state = CASE WHEN a.state = 'acknowledged' AND %s > %s THEN 'open' ELSE a.state END
 FROM detect_findings f
-WHERE a.subject_key = f.subject_key AND a.state <> 'resolved'
-  AND (a.severity <> f.severity OR a.stage_id IS DISTINCT FROM f.stage_id OR a.owner_id IS DISTINCT FROM f.owner_id
-       OR a.team IS DISTINCT FROM f.team OR (a.details - 'data_as_of') <> (f.details - 'data_as_of')
-       OR (a.state = 'snoozed' AND a.snoozed_until <= @now))`,
+WHERE f.changed AND a.subject_key = f.subject_key AND a.state <> 'resolved'`,
 	fmt.Sprintf(severityRank, "f.severity"), fmt.Sprintf(severityRank, "a.severity"))
 
-// insertSQL opens an alert for every finding without an active alert.
+// insertSQL opens an alert for every changed finding without an active alert (those with
+// one conflict on alerts_subject_active_idx and were updated). It must not read alerts
+// itself: an anti-join against the table being filled rescans, per row, every page
+// inserted so far.
 const insertSQL = `
 INSERT INTO alerts (rule, fingerprint, subject_key, connection_id, deal_id, owner_id, team, stage_id, severity,
-                    state, details, first_seen_at, last_seen_at, opened_run_id)
+                    state, details, evidence_sig, first_seen_at, last_seen_at, opened_run_id)
 SELECT f.rule, f.subject_key || '#' || @run::bigint, f.subject_key, f.connection_id, f.deal_id, f.owner_id, f.team,
-       f.stage_id, f.severity, 'open', f.details, @now, @now, @run::bigint
+       f.stage_id, f.severity, 'open', f.details, f.sig, @now, @now, @run::bigint
 FROM detect_findings f
-WHERE NOT EXISTS (SELECT 1 FROM alerts a WHERE a.subject_key = f.subject_key AND a.state <> 'resolved')
-ON CONFLICT DO NOTHING`
+WHERE f.changed
+ON CONFLICT (subject_key) WHERE state <> 'resolved' DO NOTHING`
+
+// reopenSQL ends the snoozes that ran out while the condition still holds.
+const reopenSQL = `
+UPDATE alerts a SET state = 'open', last_seen_at = @now
+FROM detect_findings f
+WHERE a.state = 'snoozed' AND a.snoozed_until <= @now AND a.subject_key = f.subject_key`
 
 // dueSQL lists the open in-scope alerts that should be told now, with why: never told,
 // snooze ended, severity rose, stage changed, or the cooldown passed. Deal alerts come
@@ -120,25 +136,45 @@ func (s lifecycleScope) args() pgx.NamedArgs {
 	}
 }
 
-// applyLifecycle resolves, refreshes and opens alerts from this run's findings.
-func applyLifecycle(ctx context.Context, tx pgx.Tx, s lifecycleScope) (lifecycleCounts, error) {
+// applyLifecycle resolves, rewrites and opens alerts from this run's findings, building
+// the evidence of new and changed deal findings with detailsArgs (nil when no deal rule
+// ran).
+func applyLifecycle(ctx context.Context, tx pgx.Tx, s lifecycleScope, detailsArgs pgx.NamedArgs, logger *slog.Logger) (lifecycleCounts, error) {
 	var c lifecycleCounts
 	args := s.args()
-	if _, err := tx.Exec(ctx, `ANALYZE detect_findings`); err != nil {
-		return c, fmt.Errorf("analyzing findings: %w", err)
+	steps := []struct {
+		what string
+		sql  string
+		args pgx.NamedArgs
+		n    *int
+	}{
+		{"analyzing findings", `ANALYZE detect_findings`, nil, nil},
+		{"resolving cleared alerts", resolveSQL, args, &c.Resolved},
+		{"comparing findings with open alerts", markChangedSQL, nil, nil},
+		{"building evidence", detailsSQL, detailsArgs, nil},
+		{"updating open alerts", updateSQL, args, &c.Updated},
+		{"opening new alerts", insertSQL, args, &c.Opened},
+		{"ending snoozes", reopenSQL, args, nil},
 	}
-	tag, err := tx.Exec(ctx, resolveSQL, args)
-	if err != nil {
-		return c, fmt.Errorf("resolving cleared alerts: %w", err)
+	for _, st := range steps {
+		if st.sql == detailsSQL && detailsArgs == nil {
+			continue
+		}
+		start := time.Now()
+		var tag pgconn.CommandTag
+		var err error
+		if st.args != nil {
+			tag, err = tx.Exec(ctx, st.sql, st.args)
+		} else {
+			tag, err = tx.Exec(ctx, st.sql)
+		}
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", st.what, err)
+		}
+		if st.n != nil {
+			*st.n = int(tag.RowsAffected())
+		}
+		logger.DebugContext(ctx, "detect: "+st.what, "rows", tag.RowsAffected(), "took", time.Since(start))
 	}
-	c.Resolved = int(tag.RowsAffected())
-	if tag, err = tx.Exec(ctx, updateSQL, args); err != nil {
-		return c, fmt.Errorf("updating open alerts: %w", err)
-	}
-	c.Updated = int(tag.RowsAffected())
-	if tag, err = tx.Exec(ctx, insertSQL, args); err != nil {
-		return c, fmt.Errorf("opening new alerts: %w", err)
-	}
-	c.Opened = int(tag.RowsAffected())
 	return c, nil
 }

@@ -111,11 +111,11 @@ func (v view) summary(a Alert) string {
 			s += " Log a touch or schedule the next step."
 		}
 	case RuleStuckInStage:
-		s = fmt.Sprintf("In %s for %s; %s.", stageLabel(d), plural(d.DaysInStage, "day"), stuckBenchmark(d))
+		s = fmt.Sprintf("In %s for %s; %s.", stageLabel(d), plural(v.daysInStage(d), "day"), stuckBenchmark(d))
 		s += " Move it forward, or update the stage."
 	case RulePastCloseDate:
 		s = fmt.Sprintf("The expected close date %s passed %s ago. Update the close date or close the deal.",
-			d.CloseDate, plural(d.DaysOverdue, "day"))
+			d.CloseDate, plural(v.daysOverdue(d), "day"))
 	case RuleCloseDateSlipped:
 		s = fmt.Sprintf("The close date was pushed %s", plural(d.PushCount, "time"))
 		if n := len(d.CloseDateHistory); n > 0 {
@@ -172,9 +172,9 @@ func (v view) facts(a Alert) []notify.Fact {
 		add("Next activity", v.day(d.NextActivityAt))
 	case RuleStuckInStage:
 		add("In stage since", v.day(d.StageEnteredAt))
-		add("Days in stage", fmt.Sprintf("%d (threshold %s, %s)", d.DaysInStage, thresholdLabel(d.Threshold), sourceLabel(d)))
+		add("Days in stage", fmt.Sprintf("%d (threshold %s, %s)", v.daysInStage(d), thresholdLabel(d.Threshold), sourceLabel(d)))
 	case RulePastCloseDate:
-		add("Overdue", plural(d.DaysOverdue, "day"))
+		add("Overdue", plural(v.daysOverdue(d), "day"))
 	case RuleCloseDateSlipped:
 		add("Pushes", strconv.Itoa(d.PushCount))
 		var hist []string
@@ -221,8 +221,12 @@ func (v view) context(a Alert) string {
 	case "resolved":
 		parts = append(parts, "resolved ("+strings.ReplaceAll(a.Resolution, "_", " ")+")")
 	}
-	if !a.Details.DataAsOf.IsZero() {
-		as := "data as of " + v.stamp(a.Details.DataAsOf)
+	asOf := a.Details.DataAsOf
+	if a.Conn != nil && a.Conn.LastSyncedAt.After(asOf) {
+		asOf = a.Conn.LastSyncedAt
+	}
+	if !asOf.IsZero() {
+		as := "data as of " + v.stamp(asOf)
 		if a.Conn != nil {
 			as += " (" + a.Conn.Name + ")"
 		}
@@ -278,9 +282,9 @@ func (v view) evidence(a Alert) string {
 	case RuleIdle:
 		return "no touch for " + v.idleSpan(d) + " (threshold " + thresholdLabel(d.Threshold) + ")"
 	case RuleStuckInStage:
-		return fmt.Sprintf("%s in %s (threshold %s)", plural(d.DaysInStage, "day"), stageLabel(d), thresholdLabel(d.Threshold))
+		return fmt.Sprintf("%s in %s (threshold %s)", plural(v.daysInStage(d), "day"), stageLabel(d), thresholdLabel(d.Threshold))
 	case RulePastCloseDate:
-		return fmt.Sprintf("close date %s passed %s ago", d.CloseDate, plural(d.DaysOverdue, "day"))
+		return fmt.Sprintf("close date %s passed %s ago", d.CloseDate, plural(v.daysOverdue(d), "day"))
 	case RuleCloseDateSlipped:
 		s := "pushed " + plural(d.PushCount, "time")
 		if d.PushedOutOfPeriod {
@@ -305,7 +309,27 @@ func (v view) idleSpan(d Details) string {
 		bd := math.Floor(v.cal.Elapsed(*d.LastTouchAt, v.now, true)*10) / 10
 		return strconv.FormatFloat(bd, 'f', -1, 64) + " business days"
 	}
-	return plural(d.DaysIdle, "day")
+	return plural(v.daysSince(d.LastTouchAt, d.DaysIdle), "day")
+}
+
+// daysSince counts whole days from t to now (stored when t is unknown): evidence is
+// stored when its facts change, and the days are counted when the message is written.
+func (v view) daysSince(t *time.Time, stored int) int {
+	if t == nil || t.IsZero() {
+		return stored
+	}
+	return int(v.now.Sub(*t) / day)
+}
+
+func (v view) daysInStage(d Details) int { return v.daysSince(d.StageEnteredAt, d.DaysInStage) }
+
+func (v view) daysOverdue(d Details) int {
+	close, err := time.Parse(time.DateOnly, dateOnly(d.CloseDate))
+	if err != nil {
+		return d.DaysOverdue
+	}
+	y, m, dd := v.now.In(v.loc).Date()
+	return int(time.Date(y, m, dd, 0, 0, 0, 0, time.UTC).Sub(close) / day)
 }
 
 func (v view) inStage(d Details) string {

@@ -10,10 +10,10 @@ import (
 	"github.com/pipewatch/pipewatch/pipeline"
 )
 
-// IdleThreshold is the idle rule for deals of one calendar (a team, or "" for the org)
+// idleThreshold is the idle rule for deals of one calendar (a team, or "" for the org)
 // in one standard stage ("" = unmapped), as cutoffs: a deal whose last touch is before
 // Warn is idle; before Stalled it is critical.
-type IdleThreshold struct {
+type idleThreshold struct {
 	Calendar  string
 	Stage     pipeline.CanonicalStage
 	Threshold config.Days
@@ -23,9 +23,9 @@ type IdleThreshold struct {
 	CloseLost time.Time
 }
 
-// IdleThresholds computes the idle cutoffs of every open standard stage (and of unmapped
+// idleThresholds computes the idle cutoffs of every open standard stage (and of unmapped
 // stages) for every calendar, as of now.
-func IdleThresholds(r config.IdleRule, cals calendars, now time.Time) []IdleThreshold {
+func idleThresholds(r config.IdleRule, cals calendars, now time.Time) []idleThreshold {
 	stages := []pipeline.CanonicalStage{""}
 	for _, s := range pipeline.CanonicalStages {
 		if s.Open() {
@@ -37,7 +37,7 @@ func IdleThresholds(r config.IdleRule, cals calendars, now time.Time) []IdleThre
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var out []IdleThreshold
+	var out []idleThreshold
 	for _, k := range keys {
 		cal := cals[k]
 		for _, s := range stages {
@@ -45,7 +45,7 @@ func IdleThresholds(r config.IdleRule, cals calendars, now time.Time) []IdleThre
 			if !ok {
 				th = r.Default
 			}
-			t := IdleThreshold{Calendar: k, Stage: s, Threshold: th, Stalled: cal.Before(now, r.Stalled)}
+			t := idleThreshold{Calendar: k, Stage: s, Threshold: th, Stalled: cal.Before(now, r.Stalled)}
 			if th.N > 0 {
 				t.Warn = cal.Before(now, th)
 			}
@@ -58,8 +58,8 @@ func IdleThresholds(r config.IdleRule, cals calendars, now time.Time) []IdleThre
 	return out
 }
 
-// StageHistory is what the team's won deals teach about one vendor stage.
-type StageHistory struct {
+// stageHistory is what the team's won deals teach about one vendor stage.
+type stageHistory struct {
 	StageID   int64
 	Canonical pipeline.CanonicalStage
 	// RotDays is the vendor's rotting threshold (Pipedrive; 0 = none).
@@ -80,8 +80,8 @@ const (
 	SourceFallback     = "fallback"      // rules.stuck_in_stage.days while history is thin
 )
 
-// StuckThreshold is the stuck-in-stage threshold of one vendor stage.
-type StuckThreshold struct {
+// stuckThreshold is the stuck-in-stage threshold of one vendor stage.
+type stuckThreshold struct {
 	StageID  int64
 	Days     float64
 	Label    string
@@ -91,15 +91,15 @@ type StuckThreshold struct {
 	Cutoff, Critical time.Time
 }
 
-// StuckThresholdFor decides the threshold of one stage, in this order: the vendor's
+// stuckThresholdFor decides the threshold of one stage, in this order: the vendor's
 // rotting days (when honoured), a fixed days setting for the stage, the learned
 // percentile of won deals (at least Floor) once MinWonDeals exist, else Days. ok is
 // false when the stage's setting is off.
-func StuckThresholdFor(r config.StuckInStageRule, h StageHistory, cal *Calendar, now time.Time) (StuckThreshold, bool) {
-	t := StuckThreshold{StageID: h.StageID, WonDeals: h.WonDeals}
-	fixed := func(d config.Days, source string) (StuckThreshold, bool) {
+func stuckThresholdFor(r config.StuckInStageRule, h stageHistory, cal *Calendar, now time.Time) (stuckThreshold, bool) {
+	t := stuckThreshold{StageID: h.StageID, WonDeals: h.WonDeals}
+	fixed := func(d config.Days, source string) (stuckThreshold, bool) {
 		if d.N == 0 {
-			return StuckThreshold{}, false
+			return stuckThreshold{}, false
 		}
 		t.Source, t.Label, t.Cutoff = source, d.Label(), cal.Before(now, d)
 		t.Days = now.Sub(t.Cutoff).Hours() / 24
