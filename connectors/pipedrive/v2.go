@@ -150,23 +150,23 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 	var (
 		page  connectors.Page
 		emit  []decoded[T]
-		entry = s.entity
+		entity = s.entity
 	)
 	for _, raw := range env.Data {
 		var v T
 		if err := json.Unmarshal(raw, &v); err != nil {
-			page.Skipped = append(page.Skipped, skip(entry, raw, "", fmt.Errorf("decoding %s: %w", entry, err)))
+			page.Skipped = append(page.Skipped, skip(entity, raw, "", fmt.Errorf("decoding %s: %w", entity, err)))
 			continue
 		}
 		id, updated, deleted := v.key()
 		if id == 0 {
-			page.Skipped = append(page.Skipped, skip(entry, raw, "", errNoID))
+			page.Skipped = append(page.Skipped, skip(entity, raw, "", errNoID))
 			continue
 		}
 		ext := strconv.Itoa(id)
 		if w := r.st.Win; w != nil {
 			if updated.IsZero() {
-				page.Skipped = append(page.Skipped, skip(entry, raw, ext, fmt.Errorf("update_time is missing")))
+				page.Skipped = append(page.Skipped, skip(entity, raw, ext, fmt.Errorf("update_time is missing")))
 				continue
 			}
 			if !updated.Before(w.Hi) {
@@ -179,7 +179,7 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 			}
 		}
 		if deleted {
-			page.Deletions = append(page.Deletions, pipeline.Deletion{Entity: entry, ExternalID: ext, DeletedAt: updated})
+			page.Deletions = append(page.Deletions, pipeline.Deletion{Entity: entity, ExternalID: ext, DeletedAt: updated})
 			continue
 		}
 		emit = append(emit, decoded[T]{v: v, raw: raw})
@@ -189,7 +189,7 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 		return connectors.Page{}, err
 	}
 	for _, sk := range skipped {
-		sk.Entity = entry
+		sk.Entity = entity
 		page.Skipped = append(page.Skipped, sk)
 	}
 
