@@ -148,8 +148,8 @@ func readV2[T keyed](ctx context.Context, r *read, s source[T]) (connectors.Page
 	}
 
 	var (
-		page  connectors.Page
-		emit  []decoded[T]
+		page   connectors.Page
+		emit   []decoded[T]
 		entity = s.entity
 	)
 	for _, raw := range env.Data {
