@@ -116,7 +116,11 @@ func printSyncSummary(a *app, results []jobs.SyncResult) {
 	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(w, "CONNECTION\tSTREAM\tMODE\tREQUESTS\tRETRIES\tREAD\tINSERTED\tUPDATED\tDELETED\tSKIPPED\tDURATION\tSTATUS\t")
 	for _, r := range results {
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Connection, r.Stream, r.Mode, r.Requests,
+		stream, mode := r.Stream, string(r.Mode)
+		if stream == "" { // the connection could not be set up
+			stream, mode = "-", "-"
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", r.Connection, stream, mode, r.Requests,
 			r.Retries, r.Read, r.Inserted, r.Updated, r.Deleted, r.Skipped, r.Duration.Round(time.Millisecond), r.Status)
 	}
 	_ = w.Flush()
