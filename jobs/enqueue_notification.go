@@ -83,8 +83,13 @@ func EnqueueNotification(ctx context.Context, tx pgx.Tx, inserter Inserter, n No
 	if err != nil {
 		return 0, fmt.Errorf("inserting notification: %w", err)
 	}
-	if _, err := inserter.InsertTx(ctx, tx, DeliverNotificationArgs{NotificationID: id},
-		&river.InsertOpts{ScheduledAt: notBefore}); err != nil {
+	// A job scheduled in the past waits for the leader's scheduler (seconds); only a real
+	// delay is scheduled.
+	var opts *river.InsertOpts
+	if notBefore.After(time.Now()) {
+		opts = &river.InsertOpts{ScheduledAt: notBefore}
+	}
+	if _, err := inserter.InsertTx(ctx, tx, DeliverNotificationArgs{NotificationID: id}, opts); err != nil {
 		return 0, fmt.Errorf("enqueueing delivery of notification %d: %w", id, err)
 	}
 	return id, nil
