@@ -143,7 +143,7 @@ func (w *PlanRemindersWorker) Work(ctx context.Context, job *river.Job[PlanRemin
 		return fmt.Errorf("planning reminders: %w", err)
 	}
 	w.Logger.InfoContext(ctx, "reminders: planned", "connection_id", job.Args.ConnectionID,
-		"started", sum.Started, "rescheduled", sum.Rescheduled, "ended", sum.Ended)
+		"started", sum.Started, "rescheduled", sum.Rescheduled, "ended", sum.Ended, "failed", sum.Failed)
 	return nil
 }
 

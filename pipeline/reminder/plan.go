@@ -30,6 +30,15 @@ type PlanSummary struct {
 	// Started cadences, Rescheduled cadences (time zone, owner or settings changed),
 	// Ended cadences (the deal stopped qualifying, or the settings turned them off).
 	Started, Rescheduled, Ended int
+	// Failed deals could not be planned (each logged with its error); the others were.
+	Failed int
+}
+
+func (s *PlanSummary) add(o PlanSummary) {
+	s.Started += o.Started
+	s.Rescheduled += o.Rescheduled
+	s.Ended += o.Ended
+	s.Failed += o.Failed
 }
 
 // cadenceRef is what planning needs of a deal's cadence.
@@ -108,8 +117,9 @@ func decide(c candidate, r config.Reminders, now time.Time) decision {
 // Plan starts the cadences of deals that entered the trigger stage, reschedules the ones
 // whose rep's time zone, owner or settings changed, and ends the ones whose deal stopped
 // qualifying. Each page of deals is one transaction (cadence rows, reminder rows and
-// their jobs commit together); concurrent runs take turns per deal. Planning twice
-// changes nothing.
+// their jobs commit together) and each deal a savepoint in it: a deal that cannot be
+// planned is logged, counted in Failed and left as it was. Concurrent runs take turns
+// per deal. Planning twice changes nothing.
 func (s *Cadences) Plan(ctx context.Context, db Beginner, scope Scope) (PlanSummary, error) {
 	var sum PlanSummary
 	var after int64
@@ -127,9 +137,16 @@ func (s *Cadences) Plan(ctx context.Context, db Beginner, scope Scope) (PlanSumm
 			n = len(page)
 			for _, c := range page {
 				after = c.Facts.ID
-				if err := s.planDeal(ctx, tx, settings, c, &sum); err != nil {
-					return fmt.Errorf("planning the reminders of deal %d: %w", c.Facts.ID, err)
+				done, err := s.planDeal(ctx, tx, settings, c)
+				if err != nil && ctx.Err() != nil {
+					return err
 				}
+				if err != nil {
+					// One deal's failure must not hold every other rep's reminders.
+					s.logger.ErrorContext(ctx, "reminders: planning a deal failed", "deal_id", c.Facts.ID, "error", err)
+					done = PlanSummary{Failed: 1}
+				}
+				sum.add(done)
 			}
 			return nil
 		})
@@ -142,7 +159,8 @@ func (s *Cadences) Plan(ctx context.Context, db Beginner, scope Scope) (PlanSumm
 	}
 }
 
-func (s *Cadences) planDeal(ctx context.Context, tx pgx.Tx, settings Settings, c candidate, sum *PlanSummary) error {
+// planDeal carries out the decision about one deal, in a savepoint of tx.
+func (s *Cadences) planDeal(ctx context.Context, tx pgx.Tx, settings Settings, c candidate) (PlanSummary, error) {
 	now := s.now()
 	d := decide(c, settings.Reminders, now)
 	if d.Maintain {
@@ -150,51 +168,59 @@ func (s *Cadences) planDeal(ctx context.Context, tx pgx.Tx, settings Settings, c
 		d.Maintain = planKey(settings, cad, c.Rep.OwnerID) != c.Active.PlanKey
 	}
 	if d == (decision{}) {
-		return nil
+		return PlanSummary{}, nil
 	}
-	if _, err := tx.Exec(ctx, dealLockSQL, c.Facts.ID); err != nil {
-		return fmt.Errorf("locking the reminders of deal %d: %w", c.Facts.ID, err)
-	}
-	var active *int64
-	if err := tx.QueryRow(ctx, `SELECT max(id) FROM reminder_cadences WHERE deal_id = $1 AND state = 'active'`, c.Facts.ID).
-		Scan(&active); err != nil {
-		return fmt.Errorf("checking the active cadence of deal %d: %w", c.Facts.ID, err)
-	}
-	if (active == nil) != (c.Active == nil) || active != nil && *active != c.Active.ID {
-		return nil // another run changed it since this page was read; the next run looks again
-	}
-	if d.End != "" {
-		cad, err := lockCadence(ctx, tx, c.Active.ID)
-		if err != nil {
-			return err
+	var sum PlanSummary
+	err := pgx.BeginFunc(ctx, tx, func(tx pgx.Tx) error {
+		sum = PlanSummary{}
+		if _, err := tx.Exec(ctx, dealLockSQL, c.Facts.ID); err != nil {
+			return fmt.Errorf("locking the reminders of deal %d: %w", c.Facts.ID, err)
 		}
-		if cad.State == cadenceActive {
-			if err := s.end(ctx, tx, cad, cadenceCancelled, d.EndedBy, d.End, now, 0); err != nil {
+		var active *int64
+		if err := tx.QueryRow(ctx, `SELECT max(id) FROM reminder_cadences WHERE deal_id = $1 AND state = 'active'`, c.Facts.ID).
+			Scan(&active); err != nil {
+			return fmt.Errorf("checking the active cadence of deal %d: %w", c.Facts.ID, err)
+		}
+		if (active == nil) != (c.Active == nil) || active != nil && *active != c.Active.ID {
+			return nil // another run changed it since this page was read; the next run looks again
+		}
+		if d.End != "" {
+			cad, err := lockCadence(ctx, tx, c.Active.ID)
+			if err != nil {
 				return err
 			}
-			sum.Ended++
-			s.logger.InfoContext(ctx, "reminders: cadence ended", "deal_id", c.Facts.ID, "cadence_id", cad.ID, "reason", d.End)
+			if cad.State == cadenceActive {
+				if err := s.end(ctx, tx, cad, cadenceCancelled, d.EndedBy, d.End, now, 0); err != nil {
+					return err
+				}
+				sum.Ended++
+				s.logger.InfoContext(ctx, "reminders: cadence ended", "deal_id", c.Facts.ID, "cadence_id", cad.ID, "reason", d.End)
+			}
 		}
+		if d.Maintain {
+			rescheduled, err := s.maintain(ctx, tx, settings, c, now)
+			if err != nil {
+				return err
+			}
+			if rescheduled {
+				sum.Rescheduled++
+			}
+		}
+		if d.Start {
+			started, err := s.start(ctx, tx, settings, c.deal, d.EnteredAt, now)
+			if err != nil {
+				return err
+			}
+			if started {
+				sum.Started++
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return PlanSummary{}, fmt.Errorf("planning the reminders of deal %d: %w", c.Facts.ID, err)
 	}
-	if d.Maintain {
-		rescheduled, err := s.maintain(ctx, tx, settings, c, now)
-		if err != nil {
-			return err
-		}
-		if rescheduled {
-			sum.Rescheduled++
-		}
-	}
-	if d.Start {
-		started, err := s.start(ctx, tx, settings, c.deal, d.EnteredAt, now)
-		if err != nil {
-			return err
-		}
-		if started {
-			sum.Started++
-		}
-	}
-	return nil
+	return sum, nil
 }
 
 // start creates the cadence of the episode that began at entered, with its reminders.

@@ -4,9 +4,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipewatch/pipewatch/internal/config"
+	"github.com/pipewatch/pipewatch/internal/dbtest"
 	"github.com/pipewatch/pipewatch/pipeline"
 	"github.com/pipewatch/pipewatch/pipeline/reminder"
 )
@@ -230,6 +232,29 @@ func TestPlan(t *testing.T) {
 		sum, err = b.cadences.Plan(b.ctx, b.tx, reminder.Scope{ConnectionID: b.conn})
 		require.NoError(t, err)
 		require.Equal(t, reminder.PlanSummary{Started: 1}, sum)
+	})
+
+	t.Run("OneFailingDealDoesNotHoldTheOthers", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		other := b.addDeal(t, "d-bolt", "Bolt", b.owner, b.entered)
+		// Another planner holds Acme's lock, and this run gives up waiting for it.
+		var schema string
+		require.NoError(t, b.tx.QueryRow(b.ctx, `SELECT current_schema()`).Scan(&schema))
+		conn, err := pgx.Connect(b.ctx, dbtest.URL(b.ctx, t))
+		require.NoError(t, err)
+		defer conn.Close(b.ctx)
+		_, err = conn.Exec(b.ctx, `SELECT pg_advisory_lock(hashtextextended('pipewatch.reminders.' || $1::text || '.' || $2::bigint, 0))`, schema, b.deal)
+		require.NoError(t, err)
+		b.exec(t, `SET LOCAL lock_timeout = '200ms'`)
+
+		require.Equal(t, reminder.PlanSummary{Started: 1, Failed: 1}, b.plan(t))
+		require.Empty(t, b.reminders(t, b.deal))
+		require.Len(t, b.scheduled(t, other), 5)
+
+		_, err = conn.Exec(b.ctx, `SELECT pg_advisory_unlock_all()`)
+		require.NoError(t, err)
+		require.Equal(t, reminder.PlanSummary{Started: 1}, b.plan(t), "the next run plans it")
 	})
 
 	t.Run("BrokenSettingsSayWhat", func(t *testing.T) {

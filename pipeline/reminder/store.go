@@ -149,25 +149,26 @@ type reminderRow struct {
 	Step     int
 	DueAt    time.Time
 	State    string
-	Reason   string
 	JobID    *int64
 	Action   string
 	ActionAt *time.Time
 }
 
+const reminderColumns = `id, step, due_at, state, river_job_id, coalesce(action, ''), action_at`
+
+func scanReminder(row pgx.Row) (reminderRow, error) {
+	var r reminderRow
+	err := row.Scan(&r.ID, &r.Step, &r.DueAt, &r.State, &r.JobID, &r.Action, &r.ActionAt)
+	return r, err
+}
+
 // loadReminders returns the rows of a cadence by step.
 func loadReminders(ctx context.Context, tx pgx.Tx, cadenceID int64) ([]reminderRow, error) {
-	rows, err := tx.Query(ctx, `
-		SELECT id, step, due_at, state, coalesce(reason, ''), river_job_id, coalesce(action, ''), action_at
-		FROM reminders WHERE cadence_id = $1 ORDER BY step, id`, cadenceID)
+	rows, err := tx.Query(ctx, `SELECT `+reminderColumns+` FROM reminders WHERE cadence_id = $1 ORDER BY step, id`, cadenceID)
 	if err != nil {
 		return nil, fmt.Errorf("loading the reminders of cadence %d: %w", cadenceID, err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reminderRow, error) {
-		var r reminderRow
-		err := row.Scan(&r.ID, &r.Step, &r.DueAt, &r.State, &r.Reason, &r.JobID, &r.Action, &r.ActionAt)
-		return r, err
-	})
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (reminderRow, error) { return scanReminder(row) })
 	if err != nil {
 		return nil, fmt.Errorf("loading the reminders of cadence %d: %w", cadenceID, err)
 	}
@@ -195,11 +196,7 @@ func lockReminder(ctx context.Context, tx pgx.Tx, id int64) (cadenceRow, reminde
 	if err != nil {
 		return cadenceRow{}, reminderRow{}, err
 	}
-	var r reminderRow
-	err = tx.QueryRow(ctx, `
-		SELECT id, step, due_at, state, coalesce(reason, ''), river_job_id, coalesce(action, ''), action_at
-		FROM reminders WHERE id = $1 FOR UPDATE`, id,
-	).Scan(&r.ID, &r.Step, &r.DueAt, &r.State, &r.Reason, &r.JobID, &r.Action, &r.ActionAt)
+	r, err := scanReminder(tx.QueryRow(ctx, `SELECT `+reminderColumns+` FROM reminders WHERE id = $1 FOR UPDATE`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return cadenceRow{}, reminderRow{}, errReminderGone
 	}
@@ -271,15 +268,23 @@ func (s *dealScan) finish() (deal, error) {
 		d.Facts.LastActivityAt = *s.lastActivityAt
 	}
 	var cfg struct {
-		BaseURL string            `json:"base_url"`
-		Options map[string]string `json:"options"`
+		BaseURL string                     `json:"base_url"`
+		Options map[string]json.RawMessage `json:"options"`
 	}
 	if len(s.config) > 0 {
 		if err := json.Unmarshal(s.config, &cfg); err != nil {
 			return d, fmt.Errorf("decoding the config of connection %s: %w", s.name, err)
 		}
 	}
-	conn := alerting.Connection{Name: s.name, Kind: s.kind, BaseURL: cfg.BaseURL, Options: cfg.Options}
+	options := make(map[string]string, len(cfg.Options))
+	for k, raw := range cfg.Options {
+		var text string
+		if json.Unmarshal(raw, &text) != nil {
+			text = string(raw) // a number or boolean written without quotes
+		}
+		options[k] = text
+	}
+	conn := alerting.Connection{Name: s.name, Kind: s.kind, BaseURL: cfg.BaseURL, Options: options}
 	d.Facts.URL = conn.DealURL(s.externalID)
 	d.Facts.CRM = crmName(s.kind)
 	d.Connection = s.name
@@ -355,8 +360,11 @@ func loadLastTouch(ctx context.Context, tx pgx.Tx, dealID int64, now time.Time) 
 		return nil, fmt.Errorf("loading the last touch of deal %d: %w", dealID, err)
 	}
 	touches, err := pgx.CollectRows(rows, scanTouch)
-	if err != nil || len(touches) == 0 {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("loading the last touch of deal %d: %w", dealID, err)
+	}
+	if len(touches) == 0 {
+		return nil, nil
 	}
 	return &touches[0], nil
 }
