@@ -76,7 +76,8 @@ func HubSpotRateLimitHeaders(h http.Header) RateLimitHeaders {
 }
 
 // PipedriveRateLimitHeaders reads x-ratelimit-limit/-remaining/-reset (a 2-second burst
-// window; reset is in seconds, not an epoch) and x-daily-requests-left.
+// window; reset is in seconds, not an epoch). x-daily-requests-left is ignored: it counts
+// POST/PUT requests only, so at 0 it says nothing about reads.
 func PipedriveRateLimitHeaders(h http.Header) RateLimitHeaders {
 	var r RateLimitHeaders
 	limit, okLimit := headerInt(h, "X-Ratelimit-Limit")
@@ -86,9 +87,6 @@ func PipedriveRateLimitHeaders(h http.Header) RateLimitHeaders {
 		if secs, ok := headerInt(h, "X-Ratelimit-Reset"); ok && secs >= 0 {
 			r.Reset = time.Duration(secs) * time.Second
 		}
-	}
-	if left, ok := headerInt(h, "X-Daily-Requests-Left"); ok {
-		r.DailyReported, r.DailyRemaining = true, left
 	}
 	return r
 }

@@ -226,6 +226,6 @@ func TestRateLimitHeaders(t *testing.T) {
 		"X-Daily-Requests-Left": {"9000"},
 	})
 	require.Equal(t, connectors.RateLimitHeaders{
-		WindowReported: true, Limit: 80, Remaining: 79, Reset: 2 * time.Second, DailyReported: true, DailyRemaining: 9000,
-	}, pd)
+		WindowReported: true, Limit: 80, Remaining: 79, Reset: 2 * time.Second,
+	}, pd, "x-daily-requests-left counts writes only")
 }

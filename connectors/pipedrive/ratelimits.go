@@ -2,7 +2,6 @@ package pipedrive
 
 import (
 	"encoding/json"
-	"net/http"
 	"strings"
 	"time"
 
@@ -25,17 +24,9 @@ func RateLimits() connectors.RateLimits {
 	return connectors.RateLimits{
 		Budgets:          map[string]connectors.Budget{burstBudget: {Limit: 20, Interval: 2 * time.Second}},
 		HeaderBudget:     burstBudget,
-		ParseHeaders:     rateLimitHeaders,
+		ParseHeaders:     connectors.PipedriveRateLimitHeaders,
 		ParseRateLimited: dailyBudgetExhausted,
 	}
-}
-
-// rateLimitHeaders reads the burst window headers. x-daily-requests-left is left out: it
-// counts POST/PUT requests only, and the sync only reads.
-func rateLimitHeaders(h http.Header) connectors.RateLimitHeaders {
-	r := connectors.PipedriveRateLimitHeaders(h)
-	r.DailyReported, r.DailyLimit, r.DailyRemaining = false, 0, 0
-	return r
 }
 
 // dailyBudgetExhausted tells a spent daily token budget from the burst limit by the 429
