@@ -93,6 +93,12 @@ func orNone(s string) string {
 // and why its cadence ended.
 func why(l reminder.Listed) string {
 	parts := []string{l.Reason}
+	switch l.Delivery {
+	case "pending":
+		parts = append(parts, "Slack delivery pending (the rep's working hours, or a retry)")
+	case "failed":
+		parts = append(parts, "Slack delivery failed: "+l.DeliveryError)
+	}
 	if l.Action != "" {
 		parts = append(parts, "the rep pressed "+l.Action)
 	}
@@ -118,6 +124,8 @@ type listedJSON struct {
 	State         string    `json:"state"`
 	Reason        string    `json:"reason"`
 	Action        string    `json:"action,omitempty"`
+	Delivery      string    `json:"delivery,omitempty"`
+	DeliveryError string    `json:"delivery_error,omitempty"`
 	CadenceState  string    `json:"cadence_state"`
 	CadenceReason string    `json:"cadence_reason,omitempty"`
 }
@@ -130,7 +138,7 @@ func listRemindersJSON(ctx context.Context, a *app, db reminder.Querier, filter 
 			ReminderID: l.ReminderID, CadenceID: l.CadenceID, DealID: l.DealID, Deal: l.DealName, Owner: l.OwnerEmail,
 			Step: l.Step, Steps: steps, DueAt: l.DueAt.UTC(), DueLocal: l.DueLocal(), TimeZone: l.Zone.String(),
 			ZoneSource: string(l.ZoneSource), State: l.State, Reason: l.Reason, Action: l.Action,
-			CadenceState: l.CadenceState, CadenceReason: l.CadenceReason,
+			Delivery: l.Delivery, DeliveryError: l.DeliveryError, CadenceState: l.CadenceState, CadenceReason: l.CadenceReason,
 		}, "  ", "  ")
 		if err != nil {
 			return fmt.Errorf("encoding reminder %d: %w", l.ReminderID, err)

@@ -158,6 +158,8 @@ func TestList(t *testing.T) {
 	require.Equal(t, "scheduled", got[1].State)
 	require.Equal(t, "5 business days after entering proposal on Fri 6 Mar 15:30 JST", got[1].Reason)
 	require.Equal(t, reminder.ZoneCRM, got[1].ZoneSource)
+	require.Equal(t, "pending", got[0].Delivery, "the DM waits for its delivery job")
+	require.Empty(t, got[1].Delivery)
 
 	got = nil
 	require.NoError(t, reminder.List(b.ctx, b.tx, reminder.ListFilter{}, func(l reminder.Listed) error {
@@ -167,4 +169,13 @@ func TestList(t *testing.T) {
 	require.Len(t, got, 10)
 	require.Equal(t, "bo@example.com", got[5].OwnerEmail, "by rep")
 	require.Equal(t, "Wed 11 Mar 09:00 EDT", got[5].DueLocal(), "in Bo's own zone")
+
+	b.exec(t, `UPDATE notifications SET state = 'failed', error = 'no Slack user has the email ana@example.com'`)
+	require.NoError(t, reminder.List(b.ctx, b.tx, reminder.ListFilter{OwnerEmail: "ana@example.com"}, func(l reminder.Listed) error {
+		if l.Step == 1 {
+			require.Equal(t, "failed", l.Delivery)
+			require.Equal(t, "no Slack user has the email ana@example.com", l.DeliveryError)
+		}
+		return nil
+	}))
 }

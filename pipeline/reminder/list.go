@@ -21,6 +21,9 @@ type Listed struct {
 	State, Reason string
 	// Action is what the rep did with a sent reminder (done, snoozed, stopped; "" = none).
 	Action string
+	// Delivery is the state of a sent reminder's Slack message (pending, sent, failed,
+	// cancelled; "" = not sent) and DeliveryError why it failed.
+	Delivery, DeliveryError string
 	// CadenceState is active, finished, stopped or cancelled; CadenceReason why it ended.
 	CadenceState, CadenceReason string
 }
@@ -41,9 +44,11 @@ type ListFilter struct {
 func List(ctx context.Context, db Querier, f ListFilter, each func(Listed) error) error {
 	rows, err := db.Query(ctx, `
 		SELECT r.id, c.id, d.id, coalesce(d.name, ''), coalesce(o.email, ''), r.step, r.due_at, c.timezone, c.zone_source,
-		       r.state, coalesce(r.reason, ''), coalesce(r.action, ''), c.state, coalesce(c.reason, '')
+		       r.state, coalesce(r.reason, ''), coalesce(r.action, ''), c.state, coalesce(c.reason, ''),
+		       coalesce(n.state, ''), coalesce(n.error, '')
 		FROM reminders r
 		JOIN reminder_cadences c ON c.id = r.cadence_id
+		LEFT JOIN notifications n ON n.id = r.notification_id
 		JOIN deals d ON d.id = c.deal_id
 		LEFT JOIN owners o ON o.id = c.owner_id
 		WHERE ($1 = '' OR lower(o.email) = lower($1)) AND ($2 OR c.state = 'active')
@@ -57,7 +62,7 @@ func List(ctx context.Context, db Querier, f ListFilter, each func(Listed) error
 		var l Listed
 		var zone string
 		if err := rows.Scan(&l.ReminderID, &l.CadenceID, &l.DealID, &l.DealName, &l.OwnerEmail, &l.Step, &l.DueAt, &zone,
-			&l.ZoneSource, &l.State, &l.Reason, &l.Action, &l.CadenceState, &l.CadenceReason); err != nil {
+			&l.ZoneSource, &l.State, &l.Reason, &l.Action, &l.CadenceState, &l.CadenceReason, &l.Delivery, &l.DeliveryError); err != nil {
 			return fmt.Errorf("listing reminders: %w", err)
 		}
 		if l.Zone = zones[zone]; l.Zone == nil {
