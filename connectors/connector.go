@@ -37,7 +37,9 @@ type Stream struct {
 	// streams (owners, pipelines) that are re-read whole on every run.
 	Incremental bool
 	// Reconcile is true when a Full read returns every live record, so unseen rows may
-	// be tombstoned. Deletion streams (archived lists) are not reconcilable.
+	// be tombstoned. Such a stream must be the only one writing live rows of its
+	// Entities (otherwise rows written by a sibling stream would look unseen). Deletion
+	// streams (archived lists) are not reconcilable.
 	Reconcile bool
 }
 

@@ -335,10 +335,10 @@ func (r *run) read(ctx context.Context, budget time.Duration) error {
 			Stream: r.stream.Name, Mode: r.mode, Cursor: connectors.Cursor(cur), SyncStart: r.syncStart,
 		})
 		if err == nil && !page.Done && string(page.Next) == cur {
-			err = connectors.Permanent(fmt.Errorf("the connector returned cursor %q again without finishing the stream", cur))
+			err = connectors.Permanent(fmt.Errorf("the connector returned cursor %q again without finishing the stream", shortCursor(cur)))
 		}
 		if err != nil {
-			err = fmt.Errorf("reading %s after cursor %q: %w", r.stream.Name, cur, err)
+			err = fmt.Errorf("reading %s after cursor %q: %w", r.stream.Name, shortCursor(cur), err)
 			if pending && ctx.Err() == nil {
 				if ferr := flush(false); ferr != nil {
 					return errors.Join(err, ferr)
@@ -424,7 +424,7 @@ func (r *run) commit(ctx context.Context, batch *pipeline.Batch, seen store.Seen
 		return store.UpdateRun(ctx, tx, r.res.RunID, progress)
 	})
 	if err != nil {
-		return fmt.Errorf("committing %s batch up to cursor %q: %w", r.stream.Name, next, err)
+		return fmt.Errorf("committing %s batch up to cursor %q: %w", r.stream.Name, shortCursor(next), err)
 	}
 	r.progress = progress
 	r.res.Unchanged += counts.Unchanged
@@ -605,4 +605,13 @@ func classify(conn store.Connection, stream string, err error, now time.Time) ou
 				"run `pipewatch apply`, then `pipewatch sync --connection %s`.", what, perm.Err, name)}
 	}
 	return outcome{outcome: OutcomeRetry, runStatus: store.RunFailed}
+}
+
+// shortCursor keeps error messages readable: some cursors carry hundreds of record ids.
+func shortCursor(c string) string {
+	const limit = 120
+	if len(c) <= limit {
+		return c
+	}
+	return fmt.Sprintf("%s…(%d bytes)", c[:limit], len(c))
 }
