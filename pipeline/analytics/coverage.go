@@ -59,7 +59,8 @@ type Coverage struct {
 
 // coverageSQL reads the period's targets, the won and open amounts of the period per
 // owner email, team and currency, and the trailing year's closed and won counts per
-// owner email and team (each from the covering indexes deals_open_report_idx and deals_closed_report_idx alone).
+// owner email and team (the deals from the covering indexes deals_open_report_idx and
+// deals_closed_report_idx alone).
 const coverageSQL = `
 WITH t AS (
     SELECT CASE WHEN owner_email IS NOT NULL THEN 'owner' WHEN team IS NOT NULL THEN 'team' ELSE 'org' END AS subject,
