@@ -79,12 +79,13 @@ func SchemaURL(ctx context.Context, tb testing.TB, schema string) string {
 // Main runs the package's tests, closes the shared pool and checks for leaked goroutines.
 // Use it as the body of TestMain in every package that touches the database.
 func Main(m *testing.M) {
+	before := goleak.IgnoreCurrent() // goroutines that predate the tests are not theirs
 	code := m.Run()
 	if shared.pool != nil {
 		shared.pool.Close()
 	}
 	if code == 0 {
-		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+		if err := goleak.Find(before); err != nil {
 			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
 			code = 1
 		}
