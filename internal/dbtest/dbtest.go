@@ -45,7 +45,8 @@ var (
 		once   sync.Once
 		pool   *pgxpool.Pool
 		schema string
-		err    error
+		// err is why no server could be reached; migrateErr why the shared schema failed.
+		err, migrateErr error
 	}
 	schemaSeq atomic.Int64
 )
@@ -160,11 +161,15 @@ func sharedSchema(ctx context.Context, tb testing.TB) (*pgxpool.Pool, string) {
 		dropExpiredSchemas(ctx, shared.pool)
 		shared.schema = newSchemaName()
 		var p *pgxpool.Pool
-		p, shared.err = migrate(ctx, shared.pool, shared.schema)
+		p, shared.migrateErr = migrate(ctx, shared.pool, shared.schema)
 		if p != nil {
 			p.Close()
 		}
 	})
+	if shared.migrateErr != nil {
+		// A server that answers but can't take the schema is a failure, never a skip.
+		tb.Fatalf("dbtest: %v", shared.migrateErr)
+	}
 	if shared.err != nil {
 		if os.Getenv("CI") == "true" {
 			tb.Fatalf("dbtest: no test database (CI=true, so this fails instead of skipping): %v", shared.err)
@@ -243,7 +248,7 @@ func createSchema(ctx context.Context, admin *pgxpool.Pool, schema string) (*pgx
 // recognisable, and dated so that later runs can drop what a killed run left behind.
 func newSchemaName() string {
 	wd, _ := os.Getwd()
-	sum := sha256.Sum256([]byte(wd))
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%d", wd, os.Getpid())) // two binaries of one package never share a name
 	pkg := strings.Map(func(r rune) rune {
 		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
 			return r
