@@ -30,6 +30,8 @@ var commands = map[string]command{
 	"worker":    {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
 	"report":    {"pipeline metrics for a period and scope (--period 2026-Q4 --scope team:east --format table|json)", runReport},
 	"reminders": {"list follow-up reminders: what is scheduled and why (list --owner EMAIL --all --format table|json)", runReminders},
+	"demo":      {"the whole product on a generated company: sandbox CRMs, sync, report, alerts, Slack to the console (--once)", runDemo},
+	"bench":     {"measure the performance figures in a scratch database (--records N --format table|json)", runBench},
 }
 
 // errUsage marks a command-line mistake: the message is printed with the usage and exit code 2.

@@ -268,10 +268,10 @@ type teamSpec struct {
 var teamSpecs = []teamSpec{
 	{name: "Americas", zone: "America/New_York", crm: HubSpot, currency: "USD", median: 24000,
 		repZones: []string{"America/New_York", "America/Chicago"}, channel: "#sales-americas",
-		coverage: 3.4, leadsPerMonth: 34, leadDip: 1},
+		coverage: 3.4, leadsPerMonth: 34, leadDip: 0.75},
 	{name: "EMEA", zone: "Europe/London", crm: HubSpot, currency: "EUR", other: "GBP", otherShare: 0.4, median: 19000,
 		repZones: []string{"Europe/London", "Europe/Berlin"}, channel: "#sales-emea",
-		coverage: 1.4, leadsPerMonth: 30, leadDip: 0.45},
+		coverage: 1.4, leadsPerMonth: 30, leadDip: 0.35},
 	{name: "APAC", zone: "Asia/Tokyo", crm: Pipedrive, currency: "JPY", other: "AUD", median: 2_600_000,
 		repZones: []string{"Asia/Tokyo", "Asia/Tokyo", "Asia/Tokyo", "Australia/Sydney"}, channel: "#sales-apac",
 		coverage: 3.0, leadsPerMonth: 16, leadDip: 1},

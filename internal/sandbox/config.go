@@ -5,6 +5,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Names of the environment variables the sandbox's config file reads its credentials
@@ -13,6 +14,10 @@ const (
 	HubSpotTokenEnv   = "PIPEWATCH_SANDBOX_HUBSPOT_TOKEN"
 	PipedriveTokenEnv = "PIPEWATCH_SANDBOX_PIPEDRIVE_TOKEN"
 )
+
+// Lag is how far behind the vendors' clock the sandbox connections read: a change is
+// synced by the first sync that starts at least Lag after it.
+const Lag = 2 * time.Second
 
 // Connection names of the sandbox's CRMs.
 const (
@@ -55,11 +60,11 @@ func (s *Sandbox) ConfigYAML() []byte {
 	w("\nconnections:\n")
 	w("  - name: %s\n    kind: hubspot\n    base_url: %s\n    auth:\n      token_env: %s\n", HubSpotConnection, s.HubSpot.URL, HubSpotTokenEnv)
 	w("    schedule: 1m\n    freshness: 10m\n")
-	w("    options:\n      portal_id: %q\n      lag: 5s   # the sandbox indexes changes at once; real HubSpot search needs ~2m\n",
-		strconv.FormatInt(s.HubSpot.PortalID, 10))
+	w("    options:\n      portal_id: %q\n      lag: %s   # the sandbox indexes changes at once; real HubSpot search needs ~2m\n",
+		strconv.FormatInt(s.HubSpot.PortalID, 10), Lag)
 	w("  - name: %s\n    kind: pipedrive\n    base_url: %s\n    auth:\n      token_env: %s\n", PipedriveConnection, s.Pipedrive.URL(), PipedriveTokenEnv)
 	w("    schedule: 1m\n    freshness: 10m\n")
-	w("    options:\n      company_domain: northwind\n      lag: 5s\n")
+	w("    options:\n      company_domain: northwind\n      lag: %s\n", Lag)
 	w("    stage_map:\n")
 	for _, st := range pipedriveStages {
 		w("      %q: %s\n", st.name, st.canonical)

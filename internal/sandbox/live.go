@@ -51,7 +51,7 @@ func (s *Sandbox) Tick(now time.Time) ([]Change, error) {
 			return changes, err
 		}
 		changes = append(changes, ch)
-		if ch, ok, err := s.push(open, now); err != nil {
+		if ch, ok, err := s.push(s.openDeals(t), now); err != nil {
 			return changes, err
 		} else if ok {
 			changes = append(changes, ch)
