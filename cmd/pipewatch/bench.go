@@ -31,6 +31,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet(a, "bench")
 	records := fs.Int("records", bench.DefaultRecords, "ingest `N` deals; peak memory at N/10, N and 10×N; detect and report on 10×N open deals")
 	format := fs.String("format", "table", "output `format`: table or json")
+	name := fs.String("database", benchDatabase, "the scratch database's `name`, created on the discovered server and dropped when done")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -47,13 +48,13 @@ func runBench(ctx context.Context, a *app, args []string) error {
 	if err != nil {
 		return fmt.Errorf("finding this binary to start sync children: %w", err)
 	}
-	db, err := scratchDatabase(ctx, a, benchDatabase)
+	db, err := scratchDatabase(ctx, a, *name)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		if err := db.drop(context.WithoutCancel(ctx)); err != nil {
-			a.logger.Warn("bench: dropping the scratch database", "database", benchDatabase, "error", err)
+			a.logger.Warn("bench: dropping the scratch database", "database", db.name, "error", err)
 		}
 	}()
 	logger := a.logger

@@ -23,8 +23,10 @@ import (
 	"github.com/pipewatch/pipewatch/pipeline/store"
 )
 
-// DefaultRecords sizes a default run: the ingest figures use it, peak memory is measured at
-// a tenth of it, it and ten times it, and detect and report run on ten times it open deals.
+// DefaultRecords sizes a default run: the write path writes that many deals; syncs of about
+// a tenth of it, it and ten times it records (deals and their stage history) measure peak
+// memory, the middle one the full path and API efficiency; detect and report run on ten
+// times it open deals.
 const DefaultRecords = 100_000
 
 // Targets the figures are held against.
@@ -116,9 +118,10 @@ type APIRun struct {
 	Writes   int64   `json:"writes"`
 }
 
-// MemoryPoint is the peak RSS of a sync child that backfilled Records deals.
+// MemoryPoint is the peak RSS of a sync child that backfilled Deals deals, Records records.
 type MemoryPoint struct {
-	Records     int     `json:"records"`
+	Records     int64   `json:"records"`
+	Deals       int     `json:"deals"`
 	MaxRSSBytes int64   `json:"max_rss_bytes"`
 	Seconds     float64 `json:"seconds"`
 }
@@ -172,9 +175,9 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 		CopyRowsPerSecond: wc.CopyRowsPerSecond(), Ratio: wc.Ratio()}
 
 	s := &syncBench{pool: pool, start: cfg.StartChild, url: cfg.DatabaseURL}
-	for _, size := range []int{max(1, n/10), n, n * 10} {
-		progress("sync: backfilling %d deals from the fake HubSpot in a child process", size)
-		if err := s.level(ctx, size, size == n, r); err != nil {
+	for i, records := range []int{max(1, n/10), n, n * 10} {
+		progress("sync: backfilling about %d records (%d deals) from the fake HubSpot in a child process", records, dealsFor(records))
+		if err := s.level(ctx, dealsFor(records), syncRole(i), r); err != nil {
 			return nil, err
 		}
 	}
@@ -191,6 +194,23 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	return r, nil
 }
 
+// recordsPerDeal is about how many records a deal of the fake portal makes: the deal and
+// the stage-history entries of the stages it went through.
+const recordsPerDeal = 4
+
+func dealsFor(records int) int { return max(1, records/recordsPerDeal) }
+
+// syncRole is what a sync level measures besides peak memory.
+type syncRole int
+
+const (
+	// roleSmall also measures a reconciliation (a full read through the list API).
+	roleSmall syncRole = iota
+	// roleMain also measures the full path and a no-change incremental sync.
+	roleMain
+	roleLarge
+)
+
 // syncBench runs the sync children against fake portals.
 type syncBench struct {
 	pool  *pgxpool.Pool
@@ -199,11 +219,10 @@ type syncBench struct {
 	conns int
 }
 
-// level backfills size deals from a fresh fake portal into a fresh connection in a child
-// and records its peak memory. At the main size it also records the full path and the API
-// efficiency of the backfill, a reconciliation and a no-change incremental sync.
-func (s *syncBench) level(ctx context.Context, size int, main bool, r *Results) error {
-	srv, token := fakePortal(size)
+// level backfills deals deals from a fresh fake portal into a fresh connection in a child
+// and records its peak memory, plus what role asks for.
+func (s *syncBench) level(ctx context.Context, deals int, role syncRole, r *Results) error {
+	srv, token := fakePortal(deals)
 	defer srv.Close()
 	s.conns++
 	var connID int64
@@ -217,52 +236,39 @@ func (s *syncBench) level(ctx context.Context, size int, main bool, r *Results) 
 	if err != nil {
 		return err
 	}
-	var deals int64
-	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deals WHERE connection_id = $1`, connID).Scan(&deals); err != nil {
+	var stored int64
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM deals WHERE connection_id = $1`, connID).Scan(&stored); err != nil {
 		return fmt.Errorf("counting the synced deals: %w", err)
 	}
-	if deals != int64(size) {
-		return fmt.Errorf("bench: the backfill stored %d of %d deals", deals, size)
+	if stored != int64(deals) {
+		return fmt.Errorf("bench: the backfill stored %d of %d deals", stored, deals)
 	}
-	r.PeakRSS = append(r.PeakRSS, MemoryPoint{Records: size, MaxRSSBytes: backfill.MaxRSSKiB * 1024, Seconds: backfill.Seconds})
-	if !main {
-		return s.clear(ctx)
+	r.PeakRSS = append(r.PeakRSS, MemoryPoint{Records: backfill.Read, Deals: deals, MaxRSSBytes: backfill.MaxRSSKiB * 1024,
+		Seconds: backfill.Seconds})
+	switch role {
+	case roleSmall:
+		args.Mode = connectors.Full
+		full, err := runChild(ctx, s.start, args, token)
+		if err != nil {
+			return err
+		}
+		r.APIEfficiency = append(r.APIEfficiency, apiRun("reconciliation (full read, list API)", full, deals, listPageSize))
+	case roleMain:
+		served := srv.Stats().ServeTime.Seconds()
+		r.FullPath = FullPath{Deals: stored, Records: backfill.Read, Seconds: backfill.Seconds,
+			DealsPerSecond: float64(stored) / backfill.Seconds, RecordsPerSecond: float64(backfill.Read) / backfill.Seconds,
+			FakeServeSeconds: served, FakeShare: served / backfill.Seconds}
+		r.APIEfficiency = append(r.APIEfficiency, apiRun("backfill (incremental from empty, search API)", backfill, deals, searchPageSize))
+		args.Mode = connectors.Incremental
+		again, err := runChild(ctx, s.start, args, token)
+		if err != nil {
+			return err
+		}
+		run := apiRun("no-change incremental", again, 0, searchPageSize)
+		run.Minimum, run.Ratio = 1, float64(again.Requests) // one request per stream at most
+		r.APIEfficiency = append(r.APIEfficiency, run)
 	}
-	served := srv.Stats().ServeTime.Seconds()
-	r.FullPath = FullPath{Deals: deals, Records: backfill.Read, Seconds: backfill.Seconds,
-		DealsPerSecond: float64(deals) / backfill.Seconds, RecordsPerSecond: float64(backfill.Read) / backfill.Seconds,
-		FakeServeSeconds: served, FakeShare: served / backfill.Seconds}
-	r.APIEfficiency = append(r.APIEfficiency, apiRun("backfill (incremental from empty, search API)", backfill, size, searchPageSize))
-
-	args.Mode = connectors.Full
-	full, err := runChild(ctx, s.start, args, token)
-	if err != nil {
-		return err
-	}
-	r.APIEfficiency = append(r.APIEfficiency, apiRun("reconciliation (full read, list API)", full, size, listPageSize))
-
-	args.Mode = connectors.Incremental
-	again, err := runChild(ctx, s.start, args, token)
-	if err != nil {
-		return err
-	}
-	run := apiRun("no-change incremental", again, 0, searchPageSize)
-	run.Minimum, run.Ratio = 1, float64(again.Requests) // one request per stream at most
-	r.APIEfficiency = append(r.APIEfficiency, run)
-	return s.clear(ctx)
-}
-
-// clear empties the app's tables, so each part starts from the same state.
-func (s *syncBench) clear(ctx context.Context) error {
 	return truncate(ctx, s.pool)
-}
-
-// truncate empties the app's tables and restarts their ids.
-func truncate(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := pool.Exec(ctx, `TRUNCATE connections, deals, owners, leads, targets RESTART IDENTITY CASCADE`); err != nil {
-		return fmt.Errorf("emptying the bench tables: %w", err)
-	}
-	return nil
 }
 
 func apiRun(name string, res ChildResult, deals, pageSize int) APIRun {
@@ -325,7 +331,7 @@ func (r *Results) WriteTable(w io.Writer) error {
 	p("")
 	p("PEAK RSS OF A SYNC PROCESS")
 	for _, m := range r.PeakRSS {
-		p("  %d deals\t%.1f MiB\t%.1f s", m.Records, float64(m.MaxRSSBytes)/(1<<20), m.Seconds)
+		p("  %d records (%d deals)\t%.1f MiB\t%.1f s", m.Records, m.Deals, float64(m.MaxRSSBytes)/(1<<20), m.Seconds)
 	}
 	p("  largest ÷ smallest\t%.2f\t(target < %.0f)", r.RSSGrowth, TargetRSSGrowth)
 	p("")
@@ -340,4 +346,13 @@ func (r *Results) WriteTable(w io.Writer) error {
 	p("")
 	p("total\t%.0f s", r.Seconds)
 	return tw.Flush()
+}
+
+// truncate empties the app's tables and restarts their ids, so each part starts from the
+// same empty model.
+func truncate(ctx context.Context, pool *pgxpool.Pool) error {
+	if _, err := pool.Exec(ctx, `TRUNCATE connections, deals, owners, leads, targets RESTART IDENTITY CASCADE`); err != nil {
+		return fmt.Errorf("emptying the bench tables: %w", err)
+	}
+	return nil
 }
