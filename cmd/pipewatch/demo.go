@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
+	"github.com/slack-go/slack"
 
 	"github.com/pipewatch/pipewatch/connectors"
 	"github.com/pipewatch/pipewatch/internal/config"
@@ -55,6 +56,13 @@ type demoOptions struct {
 	ConfigDir string
 	// Logger receives the workers' log lines (stderr, warnings by default).
 	Logger *slog.Logger
+	// SlackToken and SlackAPIURL post the messages to Slack (SLACK_BOT_TOKEN, SLACK_API_URL);
+	// without a token they are printed.
+	SlackToken, SlackAPIURL string
+	// SlackUser and SlackChannel route the sandbox's messages to a real workspace (with
+	// SLACK_BOT_TOKEN): every person's DMs to this user (an email), every channel message
+	// to this channel.
+	SlackUser, SlackChannel string
 }
 
 func runDemo(ctx context.Context, a *app, args []string) error {
@@ -64,6 +72,8 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the generated company: the same `N` gives the same company")
 	fs.DurationVar(&o.Every, "every", time.Minute, "how often the sandbox changes deals while the demo runs")
 	addr := fs.String("http", envOr("PIPEWATCH_HTTP_ADDR", web.DefaultAddr), "HTTP listen `address` (PIPEWATCH_HTTP_ADDR)")
+	fs.StringVar(&o.SlackUser, "slack-user", "", "with SLACK_BOT_TOKEN: deliver the sandbox people's DMs to the Slack user with this `email`")
+	fs.StringVar(&o.SlackChannel, "slack-channel", "", "with SLACK_BOT_TOKEN: post the sandbox's channel messages to this `channel` (the bot must be in it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +83,7 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	if o.Every < time.Second {
 		return fmt.Errorf("%w: --every must be at least 1s", errUsage)
 	}
+	o.SlackToken, o.SlackAPIURL = os.Getenv("SLACK_BOT_TOKEN"), os.Getenv("SLACK_API_URL")
 	o.Logger = a.logger
 	if os.Getenv("PIPEWATCH_LOG_LEVEL") == "" { // the demo's own output first; workers only warn
 		o.Logger = newLoggerAt(a.stderr, slog.LevelWarn)
@@ -134,6 +145,7 @@ func playDemo(ctx context.Context, stdout io.Writer, pool *pgxpool.Pool, o demoO
 	}
 	defer sb.Close()
 	d.sb = sb
+	sb.SlackChannel = o.SlackChannel
 	d.introduce()
 
 	box, keyNote, err := demoSecrets()
@@ -149,9 +161,15 @@ func playDemo(ctx context.Context, stdout io.Writer, pool *pgxpool.Pool, o demoO
 	}
 	deps.Credentials = &credentials.Store{Box: box}
 	slackNote := "printed here (set SLACK_BOT_TOKEN to post them to a workspace)"
-	if token := os.Getenv("SLACK_BOT_TOKEN"); token != "" {
-		deps.Slack = notify.NewSlackClient(token, os.Getenv("SLACK_API_URL"))
+	if o.SlackToken != "" {
+		deps.Slack = notify.NewSlackClient(o.SlackToken, o.SlackAPIURL)
 		slackNote = "posted to your Slack workspace (SLACK_BOT_TOKEN)"
+		if err := d.routeSlack(ctx, deps.Slack); err != nil {
+			return err
+		}
+		if o.SlackUser == "" {
+			slackNote += "; the sandbox people are not in it, so their DMs fail:\n             pass --slack-user you@example.com to get them"
+		}
 	}
 	d.engine = jobs.NewSyncEngine(deps)
 	client, err := jobs.NewClient(deps, jobs.Config{Schema: o.Schema, SyncWorkers: 4, DetectWorkers: 1, NotifyWorkers: 2, MaintenanceWorkers: 1})
@@ -207,6 +225,37 @@ func playDemo(ctx context.Context, stdout io.Writer, pool *pgxpool.Pool, o demoO
 		return nil
 	}
 	return d.live(runCtx)
+}
+
+// routeSlack makes the sandbox people's DMs reach the Slack user o.SlackUser: each
+// person's email is entered in pipewatch's Slack directory cache (slack_users) as that
+// user, with the zone pipewatch would read from the CRM or the team, for a year.
+func (d *demo) routeSlack(ctx context.Context, api *slack.Client) error {
+	if d.opts.SlackUser == "" {
+		return nil
+	}
+	u, err := api.GetUserByEmailContext(ctx, d.opts.SlackUser)
+	if err != nil {
+		return fmt.Errorf("looking up --slack-user %s in Slack: %w", d.opts.SlackUser, err)
+	}
+	now := time.Now()
+	for _, t := range d.sb.Company.Teams {
+		for _, p := range t.People() {
+			zone := t.Timezone
+			if t.CRM == sandbox.Pipedrive {
+				zone = p.Timezone
+			}
+			if _, err := d.pool.Exec(ctx, `
+				INSERT INTO slack_users (email, slack_user_id, timezone, looked_up_at, expires_at)
+				VALUES ($1, $2, $3, $4, $5)
+				ON CONFLICT (email) DO UPDATE SET slack_user_id = EXCLUDED.slack_user_id, timezone = EXCLUDED.timezone,
+				                                  looked_up_at = EXCLUDED.looked_up_at, expires_at = EXCLUDED.expires_at`,
+				strings.ToLower(p.Email), u.ID, zone, now, now.AddDate(1, 0, 0)); err != nil {
+				return fmt.Errorf("routing %s's messages to %s: %w", p.Email, d.opts.SlackUser, err)
+			}
+		}
+	}
+	return nil
 }
 
 // demoSecrets returns the key that seals the sandbox credentials: PIPEWATCH_SECRET_KEY
@@ -415,24 +464,44 @@ func (d *demo) waitIdle(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		var busy int
-		var lastErr string
-		err := d.pool.QueryRow(ctx, `
-			SELECT count(*), coalesce(max(errors[array_length(errors, 1)]->>'error'), '')
-			FROM river_job
-			WHERE state IN ('available', 'running', 'retryable', 'pending')
-			   OR (state = 'scheduled' AND scheduled_at < now() + interval '20 seconds')`).Scan(&busy, &lastErr)
-		if err == nil && busy == 0 {
+		err := d.pool.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE `+busyJobs).Scan(&busy)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			return fmt.Errorf("checking River's jobs: %w", err)
+		case err == nil && busy == 0:
 			return nil
 		}
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("the demo's jobs did not finish within %s (%d still busy; last error: %q)", d.opts.Timeout, busy, lastErr)
+				return fmt.Errorf("the demo's jobs did not finish within %s: %s", d.opts.Timeout, d.busyJobs(ctx))
 			}
 			return ctx.Err()
 		}
 	}
+}
+
+// busyJobs are the River jobs that keep the demo waiting: there is work to do now or soon
+// (deliveries held for quiet hours and reminders due later do not count).
+const busyJobs = `state IN ('available', 'running', 'retryable', 'pending')
+   OR (state = 'scheduled' AND scheduled_at < now() + interval '20 seconds')`
+
+// busyJobs describes the jobs still busy, for the error of a step that took too long.
+func (d *demo) busyJobs(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	rows, err := d.pool.Query(ctx, `
+		SELECT kind || ' ' || state || ' (attempt ' || attempt || coalesce(', ' || (errors[array_length(errors, 1)]->>'error'), '') || ')'
+		FROM river_job WHERE `+busyJobs+` ORDER BY id LIMIT 5`)
+	if err != nil {
+		return "listing them: " + err.Error()
+	}
+	jobs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return "listing them: " + err.Error()
+	}
+	return strings.Join(jobs, "; ")
 }
 
 // syncFailures reports the streams whose sync runs since start did not succeed.
@@ -472,6 +541,7 @@ func (d *demo) live(ctx context.Context) error {
 		d.printf("%s — the sales floor:\n", time.Now().Format("15:04:05"))
 		if err := d.tick(ctx); err != nil {
 			if ctx.Err() != nil {
+				d.printf("\nStopping the demo.\n")
 				return nil
 			}
 			return err

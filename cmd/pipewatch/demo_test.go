@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipewatch/pipewatch/internal/dbtest"
+	"github.com/pipewatch/pipewatch/internal/notify/slackfake"
 )
 
 // TestDemoOnce runs `pipewatch demo --once` in-process on a test schema: the sandbox
@@ -21,13 +22,8 @@ func TestDemoOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	schema, pool := dbtest.TestSchema(ctx, t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
 	var out bytes.Buffer
-	err = playDemo(ctx, &out, pool, demoOptions{
-		Seed: 11, Once: true, Every: time.Minute, Listener: ln, Schema: schema, DatabaseName: schema,
-		Timeout: 2 * time.Minute, ConfigDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
-	})
+	err := playDemo(ctx, &out, pool, testDemoOptions(t, schema))
 	require.NoError(t, err, out.String())
 	text := out.String()
 
@@ -77,4 +73,49 @@ func TestDemoOnce(t *testing.T) {
 		require.Positive(t, count(`SELECT count(*) FROM reminders WHERE state = 'scheduled'`))
 		require.Contains(t, text, "Follow-up reminders:")
 	})
+}
+
+func testDemoOptions(t *testing.T, schema string) demoOptions {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	return demoOptions{
+		Seed: 11, Once: true, Every: time.Minute, Listener: ln, Schema: schema, DatabaseName: schema,
+		Timeout: 2 * time.Minute, ConfigDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
+	}
+}
+
+// TestDemoOnceToSlack posts the demo's messages to a (fake) Slack workspace: the sandbox
+// people's DMs reach --slack-user, the channel messages --slack-channel.
+func TestDemoOnceToSlack(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	schema, pool := dbtest.TestSchema(ctx, t)
+	fake := slackfake.New(slackfake.Options{PostInterval: time.Millisecond})
+	t.Cleanup(fake.Close)
+	me := fake.AddUser(slackfake.User{Name: "me", Email: "me@example.com", TZ: "UTC"})
+	channel := fake.AddChannel(slackfake.Channel{Name: "pipewatch-demo", Member: true})
+
+	o := testDemoOptions(t, schema)
+	o.SlackToken, o.SlackAPIURL = fake.Token(), fake.URL()
+	o.SlackUser, o.SlackChannel = "me@example.com", "#pipewatch-demo"
+	var out bytes.Buffer
+	require.NoError(t, playDemo(ctx, &out, pool, o), out.String())
+	require.NotContains(t, out.String(), "── Slack message", "nothing goes to the console")
+
+	var failed, sent int
+	require.NoError(t, pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE state = 'failed'), count(*) FILTER (WHERE state = 'sent' AND delivered_via = 'slack') FROM notifications`).
+		Scan(&failed, &sent))
+	require.Zero(t, failed)
+	var dms, posts int
+	for _, m := range fake.Posts() {
+		switch m.Channel {
+		case fake.DMChannel(me.ID):
+			dms++
+		case channel.ID:
+			posts++
+		}
+	}
+	require.Equal(t, sent, dms+posts, "every message sent went to the user or the channel")
 }

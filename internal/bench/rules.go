@@ -16,12 +16,14 @@ import (
 )
 
 // pipelineSQL fills a migrated, empty schema with one fresh HubSpot connection, 20 teams
-// of a manager and 10 reps, two pipelines of six standard stages, @open open deals with a
-// realistic spread of last and next activity, stage ages and close dates (2% of them of
-// amount zero), @closed won and lost deals over the last year with the stage history of
-// the won ones, close-date pushes on 1% of the open deals, @leads leads with MQL and SQL
-// dates over two years, and this quarter's targets per rep and team. Modeled on the
-// alerting and analytics benchmarks' data.
+// of a manager and 10 reps, two pipelines of six standard stages, @closed won and lost deals
+// over the last year with the stage history of the won ones (5 to 12 days per stage), and
+// @open open deals the way a working sales floor has them: days in the current stage
+// spread like the won deals' stays (exponential, mean 9 days, so about 3 in 10 run past the
+// learned threshold), 90 % touched in the last 4 days, 85 % with a next step booked, 4 %
+// past their close date, 2 % of amount zero; close-date pushes on 1 % of them, @leads leads
+// with MQL and SQL dates over two years, and this quarter's targets per rep and team.
+// Modeled on the alerting and analytics benchmarks' data.
 const pipelineSQL = `
 INSERT INTO connections (name, kind, config, last_synced_at)
 VALUES ('bench', 'hubspot', '{"schedule": "15m", "options": {"portal_id": "42"}}', @now::timestamptz - interval '5 minutes');
@@ -54,12 +56,12 @@ INSERT INTO deals (connection_id, external_id, name, amount, currency, pipeline_
 SELECT 1, 'o' || i, 'Deal ' || i,
        CASE WHEN i % 50 = 0 THEN 0 ELSE 1000 + (i::bigint * 7919) % 200000 END, 'USD',
        1 + i % 2, 1 + (i / 2) % 4 + 6 * (i % 2), 21 + i % 200,
-       (@now::timestamptz + make_interval(days => (i * 31) % 130 - 10))::date,
+       (@now::timestamptz + make_interval(days => (i * 31) % 125 - 5))::date,
        @now::timestamptz - make_interval(days => 40 + i % 100),
-       @now::timestamptz - make_interval(days => (i * 13) % 40, hours => i % 24),
-       @now::timestamptz - make_interval(days => CASE WHEN i % 10 = 0 THEN (i * 17) % 60 ELSE (i * 17) % 9 END, hours => i % 24),
-       CASE WHEN i % 20 < 14 THEN @now::timestamptz + make_interval(days => 1 + i % 10)
-            WHEN i % 20 < 17 THEN NULL
+       @now::timestamptz - make_interval(secs => least(90, -9 * ln(((i::bigint * 7919) % 1000 + 1) / 1001.0)) * 86400),
+       @now::timestamptz - make_interval(days => CASE WHEN i % 10 = 0 THEN 5 + (i * 17) % 55 ELSE (i * 17) % 4 END, hours => i % 24),
+       CASE WHEN i % 20 < 17 THEN @now::timestamptz + make_interval(days => 1 + i % 10)
+            WHEN i % 20 = 17 THEN NULL
             ELSE @now::timestamptz - make_interval(days => 1 + i % 5) END
 FROM generate_series(1, @open) i;
 INSERT INTO deal_changes (deal_id, field, old_value, new_value, changed_at)

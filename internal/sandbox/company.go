@@ -91,7 +91,7 @@ type Team struct {
 	SlackChannel  string
 	Manager       *Person
 	Reps          []*Person
-	// story is what the targets of the team are tuned to show.
+	// coverage is the pipeline coverage the team's targets are tuned to.
 	coverage float64
 }
 

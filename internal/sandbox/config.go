@@ -55,7 +55,7 @@ func (s *Sandbox) ConfigYAML() []byte {
 		}
 		w("    timezone: %s\n", t.Timezone)
 		w("    business_days: [mon, tue, wed, thu, fri, sat, sun]   # the sandbox works every day; real teams: mon..fri\n")
-		w("    slack_channel: %q\n", t.SlackChannel)
+		w("    slack_channel: %q\n", s.channel(t.SlackChannel))
 	}
 	w("\nconnections:\n")
 	w("  - name: %s\n    kind: hubspot\n    base_url: %s\n    auth:\n      token_env: %s\n", HubSpotConnection, s.HubSpot.URL, HubSpotTokenEnv)
@@ -78,6 +78,14 @@ func (s *Sandbox) ConfigYAML() []byte {
 		}
 		w("    period: %s\n    amount: %s\n    currency: %s\n", t.Period, t.Amount.String(), t.Currency)
 	}
-	w("\nrouting:\n  channel: \"#revenue-ops\"\n")
+	w("\nrouting:\n  channel: %q\n", s.channel("#revenue-ops"))
 	return []byte(b.String())
+}
+
+// channel is the Slack channel the config names for name: SlackChannel when set.
+func (s *Sandbox) channel(name string) string {
+	if s.SlackChannel != "" {
+		return s.SlackChannel
+	}
+	return name
 }

@@ -64,7 +64,6 @@ func (s *Sandbox) Tick(now time.Time) ([]Change, error) {
 			changes = append(changes, ch)
 		}
 	}
-	s.lastTick = now
 	return changes, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
-	"time"
 
 	"github.com/pipewatch/pipewatch/connectors/hubspot/hubspottest"
 	"github.com/pipewatch/pipewatch/connectors/pipedrive/pipedrivetest"
@@ -26,13 +25,15 @@ type Sandbox struct {
 	// HubSpotToken and PipedriveToken are the credentials the fakes accept (a private-app
 	// token and an API token).
 	HubSpotToken, PipedriveToken string
+	// SlackChannel, when set, replaces every channel of the config file (the teams' and
+	// revenue ops'), so a demo posting to a real workspace uses one channel the bot is in.
+	SlackChannel string
 
-	clock    *vendorClock
-	hubspot  *hubspotPortal
-	pipe     *pipedriveAccount
-	mu       sync.Mutex
-	gen      *generator // the company's generator, for new deals and changes
-	lastTick time.Time
+	clock   *vendorClock
+	hubspot *hubspotPortal
+	pipe    *pipedriveAccount
+	mu      sync.Mutex
+	gen     *generator // the company's generator, for new deals and changes
 }
 
 // Start generates the company of opts, starts the fake CRMs and writes the company's
@@ -42,7 +43,7 @@ func Start(opts Options) (*Sandbox, error) {
 	gen := newGenerator(opts)
 	c := gen.generate()
 	clock := &vendorClock{}
-	s := &Sandbox{Company: c, clock: clock, gen: gen, lastTick: c.Now}
+	s := &Sandbox{Company: c, clock: clock, gen: gen}
 	// A fresh run of the same seed changes the same deals; its own tick randomness is
 	// seeded from the company's.
 	gen.rng = rand.New(rand.NewPCG(opts.Seed, 0x71c4))
