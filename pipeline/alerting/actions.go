@@ -53,12 +53,12 @@ func (h *Actions) HandleAction(ctx context.Context, tx pgx.Tx, press notify.Pres
 				days = 7
 			}
 			a.State, a.SnoozedUntil, a.SnoozedBy = "snoozed", now.AddDate(0, 0, days), press.SlackUserID
-			_, err = tx.Exec(ctx, `UPDATE alerts SET state = 'snoozed', snoozed_until = $2, snoozed_by = nullif($3, '') WHERE id = $1`,
+			_, err = tx.Exec(ctx, `UPDATE alerts SET state = 'snoozed', snoozed_until = $2, due_at = $2, snoozed_by = nullif($3, '') WHERE id = $1`,
 				id, a.SnoozedUntil, press.SlackUserID)
 		case ActionAcknowledge:
 			a.State, a.AcknowledgedBy = "acknowledged", press.SlackUserID
 			_, err = tx.Exec(ctx, `UPDATE alerts SET state = 'acknowledged', acknowledged_at = $2, acknowledged_by = nullif($3, ''),
-				snoozed_until = NULL WHERE id = $1`, id, now, press.SlackUserID)
+				snoozed_until = NULL, due_at = NULL WHERE id = $1`, id, now, press.SlackUserID)
 		default:
 			return nil, fmt.Errorf("unknown alert action %q", press.ActionID)
 		}

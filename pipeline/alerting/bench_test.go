@@ -61,8 +61,8 @@ func generatePipeline(ctx context.Context, tb testing.TB, pool *pgxpool.Pool, no
 		        1 + i % 2, 1 + (i / 2) % 4 + 6 * (i % 2), 21 + i % 200,
 		        (@now::timestamptz + make_interval(days => CASE WHEN i % 25 = 0 THEN -(1 + i % 40) ELSE i % 120 END))::date,
 		        @now::timestamptz - make_interval(days => 40 + i % 100),
-		        @now::timestamptz - make_interval(days => CASE WHEN i % 20 = 0 THEN 20 + i % 50 ELSE (i::bigint * 13) % 20 END, hours => i % 24),
-		        @now::timestamptz - make_interval(days => CASE WHEN i % 10 = 0 THEN 7 + (i::bigint * 17) % 40 ELSE (i::bigint * 17) % 6 END, hours => i % 24),
+		        @now::timestamptz - make_interval(days => CASE WHEN i % 20 = 0 THEN 20 + i % 50 ELSE ((i::bigint * 13) % 20)::int END, hours => i % 24),
+		        @now::timestamptz - make_interval(days => CASE WHEN i % 10 = 0 THEN 7 + ((i::bigint * 17) % 40)::int ELSE ((i::bigint * 17) % 6)::int END, hours => i % 24),
 		        CASE WHEN i % 100 < 85 THEN @now::timestamptz + make_interval(days => 1 + i % 10)
 		             WHEN i % 100 < 91 THEN NULL
 		             WHEN i % 100 < 97 THEN @now::timestamptz - make_interval(days => 1 + i % 5)

@@ -14,25 +14,29 @@ import (
 )
 
 // The deal rules run set-based in one scan of the open deals of the evaluated
-// connections (findingsSQL): every threshold is joined in (computed in Go: business days,
-// learned stage times), logged activities are looked up only for deals that are idle or
-// without a next step on their own columns, and each rule whose condition holds yields a
-// compact finding with the facts behind it and a signature of them. Evidence (details)
-// is built only for findings that are new or whose facts changed (detailsSQL), so a run
-// over a pipeline that did not change writes almost nothing.
-const findingsSQL = `
-INSERT INTO detect_findings (rule, subject_key, connection_id, deal_id, owner_id, team, stage_id, severity,
-                             at1, at2, num1, int1, txt1, txt2, sig)
-WITH idle_t AS (
-    SELECT * FROM unnest(@it_calendar::text[], @it_stage::text[], @it_threshold::text[],
-                         @it_warn::timestamptz[], @it_stalled::timestamptz[], @it_close_lost::timestamptz[])
-        AS t(calendar, stage, threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff)
+// connections (dealFindingsSQL): every threshold is joined in (computed in Go: business
+// days, learned stage times), logged activities are looked up only for deals already
+// idle or without a next step on their own columns, and each rule whose condition holds
+// yields a compact finding: the facts behind it in generic columns (at1, at2, num1, int1,
+// txt1, txt2; see the VALUES list for what each rule puts where) and a signature of them.
+// The scan is compared with the open alerts in the same statement (diffSQL), so only
+// what changed is written; evidence (details) is built for new and changed findings only
+// (detailsSQL).
+
+// dealInputsSQL are the CTEs the deal findings join: the thresholds of every open stage
+// per calendar (stage 0 stands for deals without a stage), owners' teams and calendars,
+// and close-date pushes.
+const dealInputsSQL = `
+stage_t AS (
+    SELECT * FROM unnest(@st_calendar::text[], @st_stage::bigint[], @st_canonical::text[], @st_hubspot::bool[],
+                         @st_idle_threshold::text[], @st_idle_warn::timestamptz[], @st_idle_stalled::timestamptz[],
+                         @st_idle_lost::timestamptz[], @st_stuck_days::float8[], @st_stuck_label::text[],
+                         @st_stuck_source::text[], @st_stuck_won::int[], @st_stuck_cutoff::timestamptz[],
+                         @st_stuck_critical::timestamptz[])
+        AS t(calendar, stage_id, canonical, hubspot, idle_threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff,
+             stuck_days, stuck_label, stuck_source, stuck_won, stuck_cutoff, stuck_critical)
 ), owner_t AS (
     SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::text[]) AS t(owner_id, team, calendar)
-), stuck_t AS (
-    SELECT * FROM unnest(@st_stage::bigint[], @st_days::float8[], @st_label::text[], @st_source::text[],
-                         @st_won::int[], @st_cutoff::timestamptz[], @st_critical::timestamptz[])
-        AS t(stage_id, days, label, source, won_deals, cutoff, critical_cutoff)
 ), slips AS (
     SELECT ch.deal_id,
            count(*) FILTER (WHERE ch.new_date > ch.old_date)::int AS push_count,
@@ -43,101 +47,115 @@ WITH idle_t AS (
                  CASE WHEN new_value ~ '^\d{4}-\d{2}-\d{2}' THEN left(new_value, 10)::date END AS new_date
           FROM deal_changes WHERE field = 'close_date') ch
     GROUP BY ch.deal_id
-)
-SELECT r.rule,
-       r.rule || ':deal:' || d.id
-           || CASE WHEN r.rule IN ('idle', 'stuck_in_stage') THEN ':stage:' || coalesce(d.stage_id::text, 'none') ELSE '' END,
-       d.connection_id, d.id, d.owner_id, ot.team, d.stage_id, r.severity,
-       r.at1, r.at2, r.num1, r.int1, r.txt1, r.txt2,
-       concat_ws('|', r.severity, d.name, d.amount, d.currency, d.close_date, extract(epoch FROM se.entered_at)::bigint,
-                 extract(epoch FROM r.at1)::bigint, extract(epoch FROM r.at2)::bigint, r.num1, r.int1, r.txt1, r.txt2)
-FROM deals d
-JOIN connections c ON c.id = d.connection_id
-LEFT JOIN stages s ON s.id = d.stage_id
-LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
-LEFT JOIN idle_t it ON it.calendar = coalesce(ot.calendar, '') AND it.stage = coalesce(s.canonical_stage, '')
-LEFT JOIN stuck_t st ON st.stage_id = d.stage_id
-LEFT JOIN slips sl ON sl.deal_id = d.id
+)`
+
+// dealFindingsSQL selects the deal findings (see the comment above): one pass keeps the
+// deals for which some rule's condition holds on their own columns (d), activities are
+// read for those they can change (act), and every rule that fires becomes a row (r) whose
+// columns are computed only then (e). The OFFSET 0 subqueries are evaluated once per deal
+// instead of being inlined wherever they are used.
+const dealFindingsSQL = `
+SELECT r.rule, CASE WHEN r.rule IN ('idle', 'stuck_in_stage') THEN coalesce(d.stage_id, 0) ELSE 0 END AS stage_key,
+       d.connection_id, d.id AS deal_id, d.owner_id, d.team, d.stage_id, e.severity,
+       e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2,
+       hashtextextended(concat_ws('|', e.severity, d.name, d.amount, d.currency, d.close_date,
+                                  extract(epoch FROM d.entered_at)::bigint, extract(epoch FROM e.at1)::bigint,
+                                  extract(epoch FROM e.at2)::bigint, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
+FROM (
+    SELECT d.id, d.connection_id, d.owner_id, d.stage_id, d.name, d.amount, d.currency, d.close_date,
+           d.last_activity_at, d.next_activity_at, ot.team, st.canonical, st.idle_threshold, st.warn_cutoff,
+           st.stalled_cutoff, st.close_lost_cutoff, st.stuck_days, st.stuck_label, st.stuck_source, st.stuck_won,
+           st.stuck_critical, sl.push_count, sl.pushed_out,
+           ` + idleExpr + ` AS idle, ` + nnsExpr + ` AS nns, ` + stuckExpr + ` AS stuck,
+           ` + pastExpr + ` AS past, ` + slippedExpr + ` AS slipped,
+           ` + enteredExpr + ` AS entered_at, ` + touchExpr + ` AS touch_at
+    FROM deals d
+    LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
+    LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, '') AND st.stage_id = coalesce(d.stage_id, 0)
+    LEFT JOIN slips sl ON sl.deal_id = d.id
+    WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL
+      AND (` + idleExpr + ` OR ` + nnsExpr + ` OR ` + stuckExpr + ` OR ` + pastExpr + ` OR ` + slippedExpr + `)
+    OFFSET 0
+) d
 CROSS JOIN LATERAL (
-    SELECT coalesce(d.stage_entered_at,
-                    (SELECT max(h.entered_at) FROM deal_stage_history h
-                     WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL)) AS entered_at
-) se
-CROSS JOIN LATERAL (SELECT greatest(d.last_activity_at, se.entered_at, d.remote_created_at) AS touch_at) t0
-CROSS JOIN LATERAL (
-    SELECT @idle_on AND t0.touch_at < it.warn_cutoff AND NOT (@idle_exclude_zero AND coalesce(d.amount, 0) = 0)
-               AND NOT (@idle_suppress AND coalesce(d.next_activity_at >= @now, false)) AS idle,
-           @nns_on AND s.canonical_stage = ANY(@nns_stages::text[])
-               AND (d.next_activity_at IS NULL OR d.next_activity_at < @now OR d.next_activity_at > @horizon)
-               AND coalesce(se.entered_at, d.remote_created_at) < @grace_cutoff AS nns
-) p
-CROSS JOIN LATERAL (
-    SELECT CASE WHEN p.idle THEN (SELECT max(a.occurred_at) FROM activities a
+    SELECT CASE WHEN d.idle THEN (SELECT max(a.occurred_at) FROM activities a
                                   WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now)
            END AS done_at,
-           CASE WHEN p.idle OR p.nns THEN (SELECT min(a.occurred_at) FROM activities a
+           CASE WHEN d.idle OR d.nns THEN (SELECT min(a.occurred_at) FROM activities a
                                            WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now)
            END AS planned_at
+    OFFSET 0
 ) act
 CROSS JOIN LATERAL (
-    SELECT greatest(t0.touch_at, act.done_at) AS touch_at,
+    SELECT greatest(d.touch_at, act.done_at) AS touch_at,
            least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, act.planned_at) AS next_at
+    OFFSET 0
 ) t
 CROSS JOIN LATERAL (VALUES
-    ('idle', p.idle AND t.touch_at < it.warn_cutoff AND NOT (@idle_suppress AND act.planned_at IS NOT NULL),
-     CASE WHEN t.touch_at < it.stalled_cutoff THEN 'critical' ELSE 'warning' END,
-     t.touch_at, d.next_activity_at, NULL::float8, CASE WHEN t.touch_at < it.close_lost_cutoff THEN 1 ELSE 0 END,
-     CASE WHEN act.done_at IS NOT NULL AND act.done_at >= t0.touch_at THEN 'activity'
-          WHEN t.touch_at = d.last_activity_at THEN 'crm_last_activity'
-          WHEN t.touch_at = se.entered_at THEN 'stage_entered' ELSE 'created' END,
-     it.threshold),
-    ('stuck_in_stage', @stuck_on AND se.entered_at < st.cutoff AND NOT (@stuck_exclude_zero AND coalesce(d.amount, 0) = 0),
-     CASE WHEN se.entered_at < st.critical_cutoff THEN 'critical' ELSE 'warning' END,
-     se.entered_at, NULL::timestamptz, st.days, st.won_deals, st.source, st.label),
-    ('past_close_date', @past_on AND d.close_date < @today::date
-         AND NOT (@past_ignore_default AND c.kind = 'hubspot' AND sl.deal_id IS NULL
-                  AND coalesce(d.close_date = (date_trunc('month', d.remote_created_at AT TIME ZONE @tz)
-                                               + interval '1 month - 1 day')::date, false)),
-     CASE WHEN d.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END,
-     NULL::timestamptz, NULL::timestamptz, NULL::float8, NULL::int, NULL::text, NULL::text),
-    ('close_date_slipped', @slip_on AND ((sl.pushed_out AND d.close_date > @period_end::date) OR sl.push_count >= @escalate_at),
-     CASE WHEN sl.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END,
-     NULL::timestamptz, NULL::timestamptz, NULL::float8, sl.push_count,
-     (coalesce(sl.pushed_out, false) AND d.close_date > @period_end::date)::text, NULL::text),
-    ('no_next_step', p.nns AND coalesce(t.next_at > @horizon, true), 'warning',
-     NULL::timestamptz, coalesce(t.next_at, d.next_activity_at), NULL::float8, NULL::int,
-     CASE WHEN t.next_at IS NOT NULL THEN 'too_far' WHEN d.next_activity_at < @now THEN 'overdue' ELSE 'none' END,
-     NULL::text)
-) r(rule, fires, severity, at1, at2, num1, int1, txt1, txt2)
-WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL AND r.fires`
+    ('idle', d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND act.planned_at IS NOT NULL)),
+    ('stuck_in_stage', d.stuck),
+    ('past_close_date', d.past),
+    ('close_date_slipped', d.slipped),
+    ('no_next_step', d.nns AND coalesce(t.next_at > @horizon, true))
+) r(rule, fires)
+CROSS JOIN LATERAL (
+    SELECT CASE r.rule
+               WHEN 'idle' THEN CASE WHEN t.touch_at < d.stalled_cutoff THEN 'critical' ELSE 'warning' END
+               WHEN 'stuck_in_stage' THEN CASE WHEN d.entered_at < d.stuck_critical THEN 'critical' ELSE 'warning' END
+               WHEN 'past_close_date' THEN CASE WHEN d.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END
+               WHEN 'close_date_slipped' THEN CASE WHEN d.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END
+               ELSE 'warning' END AS severity,
+           -- idle: last touch; stuck_in_stage: entered the stage
+           CASE r.rule WHEN 'idle' THEN t.touch_at WHEN 'stuck_in_stage' THEN d.entered_at END AS at1,
+           -- idle: the CRM's next activity; no_next_step: the next activity, if any
+           CASE r.rule WHEN 'idle' THEN d.next_activity_at
+                       WHEN 'no_next_step' THEN coalesce(t.next_at, d.next_activity_at) END AS at2,
+           -- stuck_in_stage: threshold days
+           CASE r.rule WHEN 'stuck_in_stage' THEN d.stuck_days END AS num1,
+           -- idle: 1 = suggest closing as lost; stuck: won deals learned from; slipped: pushes
+           CASE r.rule WHEN 'idle' THEN CASE WHEN t.touch_at < d.close_lost_cutoff THEN 1 ELSE 0 END
+                       WHEN 'stuck_in_stage' THEN d.stuck_won
+                       WHEN 'close_date_slipped' THEN d.push_count END AS int1,
+           -- idle: touch source; stuck: threshold source; slipped: pushed out of the period; no_next_step: why
+           CASE r.rule
+               WHEN 'idle' THEN CASE WHEN act.done_at IS NOT NULL AND act.done_at >= d.touch_at THEN 'activity'
+                                     WHEN t.touch_at = d.last_activity_at THEN 'crm_last_activity'
+                                     WHEN t.touch_at = d.entered_at THEN 'stage_entered' ELSE 'created' END
+               WHEN 'stuck_in_stage' THEN d.stuck_source
+               WHEN 'close_date_slipped' THEN (d.pushed_out AND d.close_date > @period_end::date)::text
+               WHEN 'no_next_step' THEN CASE WHEN t.next_at IS NOT NULL THEN 'too_far'
+                                             WHEN d.next_activity_at < @now THEN 'overdue' ELSE 'none' END
+           END AS txt1,
+           -- idle and stuck: the threshold
+           CASE r.rule WHEN 'idle' THEN d.idle_threshold WHEN 'stuck_in_stage' THEN d.stuck_label END AS txt2
+) e
+WHERE r.fires`
 
-// findingsTableSQL holds this run's findings: one row per (rule, subject) whose condition
-// holds, with its facts in generic columns (see findingsSQL), their signature, and the
-// details once built.
-const findingsTableSQL = `
-CREATE TEMP TABLE detect_findings (
-    rule          text    NOT NULL,
-    subject_key   text    NOT NULL,
-    connection_id bigint,
-    deal_id       bigint,
-    owner_id      bigint,
-    team          text,
-    stage_id      bigint,
-    severity      text    NOT NULL,
-    at1           timestamptz,
-    at2           timestamptz,
-    num1          float8,
-    int1          int,
-    txt1          text,
-    txt2          text,
-    sig           text    NOT NULL,
-    changed       boolean NOT NULL DEFAULT false,
-    details       jsonb
-) ON COMMIT DROP`
+// The deal-level conditions of dealFindingsSQL, over deals d, owner_t ot, stage_t st and
+// slips sl. A deal passes when any holds; activities then refine idle and no next step.
+const (
+	enteredExpr = `coalesce(d.stage_entered_at,
+        (SELECT max(h.entered_at) FROM deal_stage_history h
+         WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL))`
+	touchExpr = `greatest(d.last_activity_at, ` + enteredExpr + `, d.remote_created_at)`
+	idleExpr  = `(@idle_on AND ` + touchExpr + ` < st.warn_cutoff
+        AND NOT (@idle_exclude_zero AND coalesce(d.amount, 0) = 0)
+        AND NOT (@idle_suppress AND coalesce(d.next_activity_at >= @now, false)))`
+	nnsExpr = `(@nns_on AND st.canonical = ANY(@nns_stages::text[])
+        AND (d.next_activity_at IS NULL OR d.next_activity_at < @now OR d.next_activity_at > @horizon)
+        AND coalesce(` + enteredExpr + `, d.remote_created_at) < @grace_cutoff)`
+	stuckExpr = `(@stuck_on AND ` + enteredExpr + ` < st.stuck_cutoff
+        AND NOT (@stuck_exclude_zero AND coalesce(d.amount, 0) = 0))`
+	pastExpr = `(@past_on AND d.close_date < @today::date
+        AND NOT (@past_ignore_default AND coalesce(st.hubspot, false) AND sl.deal_id IS NULL
+                 AND coalesce(d.close_date = (date_trunc('month', d.remote_created_at AT TIME ZONE @tz)
+                                              + interval '1 month - 1 day')::date, false)))`
+	slippedExpr = `(@slip_on AND ((sl.pushed_out AND d.close_date > @period_end::date) OR sl.push_count >= @escalate_at))`
+)
 
 // detailsSQL builds the evidence of the deal findings that are new or changed.
 const detailsSQL = `
-UPDATE detect_findings f
+UPDATE detect_diff f
 SET details = jsonb_build_object(
         'deal_id', d.id, 'deal_external_id', d.external_id, 'deal_name', d.name, 'amount', d.amount,
         'currency', d.currency, 'stage_id', d.stage_id, 'stage_name', s.name, 'canonical_stage', s.canonical_stage,
@@ -174,25 +192,39 @@ SET details = jsonb_build_object(
 FROM deals d
 JOIN connections c ON c.id = d.connection_id
 LEFT JOIN stages s ON s.id = d.stage_id
-WHERE f.changed AND f.details IS NULL AND d.id = f.deal_id`
+WHERE (f.is_new OR f.changed) AND f.details IS NULL AND d.id = f.deal_id`
 
-// stageHistorySQL learns, per open stage of the evaluated connections, how long won deals
-// (closed within the learning window) stayed in it.
-const stageHistorySQL = `
-SELECT s.id, coalesce(s.canonical_stage, ''), coalesce(s.rot_days, 0), coalesce(l.won_deals, 0),
-       coalesce(l.pct, 'NaN'::float8)
+// learnStageTimesSQL learns, per open stage of the evaluated connections, how long the
+// won deals closed within the learning window stayed in it, and caches it for a day.
+const learnStageTimesSQL = `
+INSERT INTO stage_learned_times (stage_id, percentile, window_days, won_deals, percentile_days, learned_at)
+SELECT s.id, @pct, @window_days, coalesce(l.won_deals, 0), l.pct, @now
 FROM stages s
 LEFT JOIN (
     SELECT h.stage_id, count(DISTINCT h.deal_id)::int AS won_deals,
            percentile_cont(@pct::float8) WITHIN GROUP (ORDER BY extract(epoch FROM h.exited_at - h.entered_at) / 86400) AS pct
-    FROM deal_stage_history h
-    JOIN deals d ON d.id = h.deal_id
-    WHERE @learn AND d.is_won AND d.deleted_at IS NULL AND d.closed_at >= @since
-      AND h.exited_at > h.entered_at AND h.stage_id IS NOT NULL
-      AND d.connection_id = ANY(@conns::bigint[])
+    FROM deals d
+    JOIN deal_stage_history h ON h.deal_id = d.id
+    WHERE d.is_closed AND d.deleted_at IS NULL AND d.closed_at >= @since AND d.is_won
+      AND d.connection_id = ANY(@conns::bigint[]) AND h.exited_at > h.entered_at AND h.stage_id IS NOT NULL
     GROUP BY h.stage_id
 ) l ON l.stage_id = s.id
-WHERE s.connection_id = ANY(@conns::bigint[]) AND NOT s.is_closed AND s.deleted_at IS NULL`
+WHERE s.connection_id = ANY(@conns::bigint[]) AND NOT s.is_closed
+ON CONFLICT (stage_id) DO UPDATE SET percentile = EXCLUDED.percentile, window_days = EXCLUDED.window_days,
+    won_deals = EXCLUDED.won_deals, percentile_days = EXCLUDED.percentile_days, learned_at = EXCLUDED.learned_at`
+
+// stageTimesSQL reads the open stages with what was learned about them.
+const stageTimesSQL = `
+SELECT s.id, coalesce(s.canonical_stage, ''), coalesce(s.rot_days, 0), c.kind = 'hubspot', coalesce(l.won_deals, 0),
+       coalesce(l.percentile_days, 'NaN'::float8),
+       l.stage_id IS NOT NULL AND l.learned_at > @stale_before AND l.percentile = @pct AND l.window_days = @window_days
+FROM stages s
+JOIN connections c ON c.id = s.connection_id
+LEFT JOIN stage_learned_times l ON l.stage_id = s.id
+WHERE s.connection_id = ANY(@conns::bigint[]) AND NOT s.is_closed`
+
+// learnEvery is how long learned stage times are reused.
+const learnEvery = 24 * time.Hour
 
 // dealRuleInput is what evaluateDealRules needs besides the transaction.
 type dealRuleInput struct {
@@ -204,26 +236,45 @@ type dealRuleInput struct {
 	logger *slog.Logger
 }
 
-// evaluateDealRules writes the deal findings of the evaluated connections into
-// detect_findings and returns the parameters detailsSQL needs later.
-func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedArgs, error) {
+// dealRuleArgs computes the parameters of dealFindingsSQL and detailsSQL: thresholds as
+// cutoffs for every calendar, stage and owner.
+func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedArgs, error) {
 	r := in.rules
 	org := in.cals.of("")
-	args, err := stuckArgs(ctx, tx, in)
+	stages, err := stageThresholds(ctx, tx, in)
 	if err != nil {
 		return nil, err
 	}
-	var (
-		itCal, itStage, itThreshold []string
-		itWarn, itStalled, itLost   []*time.Time
-	)
+	// One row per calendar and stage: the idle cutoffs of the stage's standard stage on
+	// that calendar, and the stage's stuck threshold.
+	idle := map[string]idleThreshold{}
 	for _, t := range idleThresholds(r.Idle, in.cals, in.now) {
-		itCal = append(itCal, t.Calendar)
-		itStage = append(itStage, string(t.Stage))
-		itThreshold = append(itThreshold, t.Threshold.String())
-		itWarn = append(itWarn, timePtr(t.Warn))
-		itStalled = append(itStalled, timePtr(t.Stalled))
-		itLost = append(itLost, timePtr(t.CloseLost))
+		idle[t.Calendar+"/"+string(t.Stage)] = t
+	}
+	var (
+		stCal, stCanonical, stIdleTh, stStuckLabel, stStuckSource []string
+		stStage                                                   []int64
+		stHubspot                                                 []bool
+		stWarn, stStalled, stLost, stStuckCut, stStuckCrit        []*time.Time
+		stStuckDays                                               []*float64
+		stStuckWon                                                []int32
+	)
+	for cal := range in.cals {
+		for _, h := range stages {
+			it := idle[cal+"/"+string(h.Canonical)]
+			stCal, stStage, stCanonical = append(stCal, cal), append(stStage, h.StageID), append(stCanonical, string(h.Canonical))
+			stHubspot = append(stHubspot, h.Hubspot)
+			stIdleTh, stWarn = append(stIdleTh, it.Threshold.String()), append(stWarn, timePtr(it.Warn))
+			stStalled, stLost = append(stStalled, timePtr(it.Stalled)), append(stLost, timePtr(it.CloseLost))
+			var days *float64
+			if h.stuck.Source != "" {
+				d := h.stuck.Days
+				days = &d
+			}
+			stStuckDays, stStuckLabel, stStuckSource = append(stStuckDays, days), append(stStuckLabel, h.stuck.Label), append(stStuckSource, h.stuck.Source)
+			stStuckWon = append(stStuckWon, int32(min(h.stuck.WonDeals, math.MaxInt32)))
+			stStuckCut, stStuckCrit = append(stStuckCut, timePtr(h.stuck.Cutoff)), append(stStuckCrit, timePtr(h.stuck.Critical))
+		}
 	}
 	var (
 		otOwner       []int64
@@ -249,10 +300,12 @@ func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.Na
 	if !r.PastCloseDate.CriticalAfter.Business {
 		pastCritical = today.AddDate(0, 0, -r.PastCloseDate.CriticalAfter.N)
 	}
-	for k, v := range (pgx.NamedArgs{
+	return pgx.NamedArgs{
 		"conns": in.conns, "now": in.now, "today": today.Format(time.DateOnly), "tz": org.Location().String(),
-		"it_calendar": itCal, "it_stage": itStage, "it_threshold": itThreshold,
-		"it_warn": itWarn, "it_stalled": itStalled, "it_close_lost": itLost,
+		"st_calendar": stCal, "st_stage": stStage, "st_canonical": stCanonical, "st_hubspot": stHubspot,
+		"st_idle_threshold": stIdleTh, "st_idle_warn": stWarn, "st_idle_stalled": stStalled, "st_idle_lost": stLost,
+		"st_stuck_days": stStuckDays, "st_stuck_label": stStuckLabel, "st_stuck_source": stStuckSource,
+		"st_stuck_won": stStuckWon, "st_stuck_cutoff": stStuckCut, "st_stuck_critical": stStuckCrit,
 		"ot_owner": otOwner, "ot_team": otTeam, "ot_calendar": otCal,
 		"idle_on": r.Idle.Enabled, "idle_exclude_zero": r.Idle.ExcludeZeroAmount, "idle_suppress": r.Idle.NextActivitySuppresses,
 		"stuck_on": r.StuckInStage.Enabled, "stuck_exclude_zero": r.StuckInStage.ExcludeZeroAmount,
@@ -264,56 +317,62 @@ func evaluateDealRules(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.Na
 		"nns_on": r.NoNextStep.Enabled && len(nnsStages) > 0, "nns_stages": nnsStages,
 		"horizon": org.After(in.now, r.NoNextStep.Horizon), "horizon_days": r.NoNextStep.Horizon.String(),
 		"grace_cutoff": org.Before(in.now, r.NoNextStep.Grace),
-	}) {
-		args[k] = v
-	}
-	start := time.Now()
-	tag, err := tx.Exec(ctx, findingsSQL, args)
-	if err != nil {
-		return nil, fmt.Errorf("evaluating the deal rules: %w", err)
-	}
-	in.logger.DebugContext(ctx, "detect: evaluated the deal rules", "findings", tag.RowsAffected(), "took", time.Since(start))
-	return args, nil
+	}, nil
 }
 
-// stuckArgs learns the stuck-in-stage thresholds of the evaluated connections' stages.
-func stuckArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedArgs, error) {
+// stageRow is an open stage with its stuck threshold (Source "" when off).
+type stageRow struct {
+	stageHistory
+	Hubspot bool
+	stuck   stuckThreshold
+}
+
+// stageThresholds lists the open stages of the evaluated connections (and stage 0 for
+// deals without one) with their stuck-in-stage thresholds, learning won deals' time in
+// stage again when the cached figures are older than learnEvery or were learned with
+// other settings.
+func stageThresholds(ctx context.Context, tx pgx.Tx, in dealRuleInput) ([]stageRow, error) {
 	r := in.rules.StuckInStage
 	org := in.cals.of("")
-	rows, err := tx.Query(ctx, stageHistorySQL, pgx.NamedArgs{
-		"conns": in.conns, "pct": r.Percentile, "learn": r.Enabled && r.Mode == "learned",
-		"since": org.Before(in.now, r.LearnWindow),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("learning time in stage of won deals: %w", err)
+	learn := pgx.NamedArgs{
+		"conns": in.conns, "pct": r.Percentile, "window_days": r.LearnWindow.N, "now": in.now,
+		"since": org.Before(in.now, r.LearnWindow), "stale_before": in.now.Add(-learnEvery),
 	}
-	var (
-		ids                []int64
-		days               []float64
-		labels, sources    []string
-		won                []int32
-		cutoffs, criticals []time.Time
-		h                  stageHistory
-		canonical          string
-	)
-	_, err = pgx.ForEachRow(rows, []any{&h.StageID, &canonical, &h.RotDays, &h.WonDeals, &h.PercentileDays}, func() error {
-		h.Canonical = pipeline.CanonicalStage(canonical)
-		t, ok := stuckThresholdFor(r, h, org, in.now)
-		if !ok {
-			return nil
+	var out []stageRow
+	for attempt := 0; ; attempt++ {
+		rows, err := tx.Query(ctx, stageTimesSQL, learn)
+		if err != nil {
+			return nil, fmt.Errorf("reading learned time in stage: %w", err)
 		}
-		ids, days, labels, sources = append(ids, t.StageID), append(days, t.Days), append(labels, t.Label), append(sources, t.Source)
-		won = append(won, int32(min(t.WonDeals, math.MaxInt32)))
-		cutoffs, criticals = append(cutoffs, t.Cutoff), append(criticals, t.Critical)
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("learning time in stage of won deals: %w", err)
+		out = out[:0]
+		fresh := true
+		var (
+			s         stageRow
+			canonical string
+			current   bool
+		)
+		_, err = pgx.ForEachRow(rows, []any{&s.StageID, &canonical, &s.RotDays, &s.Hubspot, &s.WonDeals, &s.PercentileDays, &current}, func() error {
+			s.Canonical = pipeline.CanonicalStage(canonical)
+			out = append(out, s)
+			fresh = fresh && current
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading learned time in stage: %w", err)
+		}
+		if fresh || !r.Enabled || r.Mode != "learned" || attempt > 0 {
+			break
+		}
+		start := time.Now()
+		if _, err := tx.Exec(ctx, learnStageTimesSQL, learn); err != nil {
+			return nil, fmt.Errorf("learning time in stage of won deals: %w", err)
+		}
+		in.logger.DebugContext(ctx, "detect: learned time in stage of won deals", "took", time.Since(start))
 	}
-	return pgx.NamedArgs{
-		"st_stage": ids, "st_days": days, "st_label": labels, "st_source": sources, "st_won": won,
-		"st_cutoff": cutoffs, "st_critical": criticals,
-	}, nil
+	for i := range out {
+		out[i].stuck, _ = stuckThresholdFor(r, out[i].stageHistory, org, in.now)
+	}
+	return append(out, stageRow{stageHistory: stageHistory{PercentileDays: math.NaN()}}), nil
 }
 
 func timePtr(t time.Time) *time.Time {

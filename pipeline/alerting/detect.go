@@ -35,6 +35,8 @@ type Options struct {
 	ConnectionID int64
 	// ReportLimit caps how many told alerts the report lists one by one (0 = none).
 	ReportLimit int
+	// CountActive fills Report.Active (a count over every open alert).
+	CountActive bool
 }
 
 // Report is what a run found and did.
@@ -51,9 +53,10 @@ type Report struct {
 	// Alerts lists the told alerts, up to Options.ReportLimit.
 	Alerts []Outcome `json:"alerts"`
 	// Escalated counts owner alerts moved into managers' daily digests.
-	Escalated     int            `json:"escalated"`
-	Notifications []Sent         `json:"notifications"`
-	Active        map[string]int `json:"active_by_rule"`
+	Escalated     int    `json:"escalated"`
+	Notifications []Sent `json:"notifications"`
+	// Active counts the open (not resolved) alerts per rule, with Options.CountActive.
+	Active map[string]int `json:"active_by_rule,omitempty"`
 }
 
 // ScopeStatus says whether a connection's data (or the org rules) was evaluated, and why not.
@@ -106,11 +109,9 @@ type run struct {
 	dir      *Directory
 	conns    map[int64]*Connection
 	scope    lifecycleScope
-	// detailsArgs are the deal rules' parameters for building evidence (nil = none ran).
-	detailsArgs pgx.NamedArgs
-	baseline    map[int64]bool // connections in their baseline run
-	orgBase     bool
-	report      *Report
+	// dealArgs are the deal rules' parameters (nil = no deal rule runs).
+	dealArgs pgx.NamedArgs
+	report   *Report
 }
 
 // Run evaluates every rule as of now inside tx and records the results there: alerts
@@ -125,8 +126,10 @@ func (d *Detector) Run(ctx context.Context, tx pgx.Tx, opts Options) (*Report, e
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))`, detectLockKey); err != nil {
 		return nil, fmt.Errorf("taking the detect lock: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'`); err != nil {
-		return nil, fmt.Errorf("sizing work memory: %w", err)
+	// Work memory for the hash joins over every open deal; no JIT: compiling the rule
+	// expressions costs seconds and saves less than it costs on a million rows.
+	if _, err := tx.Exec(ctx, `SET LOCAL work_mem = '64MB'; SET LOCAL jit = off`); err != nil {
+		return nil, fmt.Errorf("tuning the session: %w", err)
 	}
 	if err := r.load(ctx); err != nil {
 		return nil, err
@@ -241,7 +244,6 @@ func (r *run) gate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.baseline = map[int64]bool{}
 	allDealsFresh, allLeadsFresh := true, true
 	var oldest time.Time
 	ids := slices.SortedFunc(maps.Keys(r.conns), func(a, b int64) int { return strings.Compare(r.conns[a].Name, r.conns[b].Name) })
@@ -276,7 +278,7 @@ func (r *run) gate(ctx context.Context) error {
 			r.scope.conns = append(r.scope.conns, c.ID)
 			if !baselined[fmt.Sprintf("connection:%d", c.ID)] {
 				s.Baseline = true
-				r.baseline[c.ID] = true
+				r.scope.baselineConns = append(r.scope.baselineConns, c.ID)
 			}
 		}
 		r.report.Scopes = append(r.report.Scopes, s)
@@ -304,7 +306,7 @@ func (r *run) gate(ctx context.Context) error {
 	case len(r.scope.orgRules) > 0:
 		org.Evaluated = true
 		if !baselined["org"] {
-			org.Baseline, r.orgBase = true, true
+			org.Baseline, r.scope.baselineOrg = true, true
 		}
 		if !allDealsFresh || !allLeadsFresh {
 			org.Reason = "only " + strings.Join(r.scope.orgRules, ", ") + ": some connections are not fresh"
@@ -322,6 +324,7 @@ func (r *run) gate(ctx context.Context) error {
 	}
 	slices.Sort(r.scope.disabled)
 	r.scope.now, r.scope.run = r.now, r.id
+	r.scope.nextDue = r.cals.of("").After(r.now, r.settings.Routing.Cooldown)
 	return nil
 }
 
@@ -341,25 +344,16 @@ func (r *run) baselines(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// inBaseline says whether alerts of connection connID (0 = org rules) are in their
-// first, silent evaluation.
-func (r *run) inBaseline(connID int64) bool {
-	if connID == 0 {
-		return r.orgBase
-	}
-	return r.baseline[connID]
-}
-
 // findings evaluates every rule in scope into detect_findings.
 func (r *run) findings(ctx context.Context) error {
-	for _, q := range []string{`DROP TABLE IF EXISTS detect_findings`, findingsTableSQL} {
+	for _, q := range []string{`DROP TABLE IF EXISTS detect_org_findings, detect_diff`, orgFindingsTableSQL} {
 		if _, err := r.tx.Exec(ctx, q); err != nil {
 			return fmt.Errorf("preparing findings: %w", err)
 		}
 	}
 	if len(r.scope.conns) > 0 && len(r.scope.dealRules) > 0 {
 		var err error
-		r.detailsArgs, err = evaluateDealRules(ctx, r.tx, dealRuleInput{
+		r.dealArgs, err = dealRuleArgs(ctx, r.tx, dealRuleInput{
 			rules: r.settings.Rules, now: r.now, conns: r.scope.conns, cals: r.cals, dir: r.dir, logger: r.logger,
 		})
 		if err != nil {
@@ -389,7 +383,7 @@ func (r *run) findings(ctx context.Context) error {
 }
 
 func (r *run) lifecycle(ctx context.Context) error {
-	c, err := applyLifecycle(ctx, r.tx, r.scope, r.detailsArgs, r.logger)
+	c, err := applyLifecycle(ctx, r.tx, r.scope, r.dealArgs, r.logger)
 	if err != nil {
 		return err
 	}
@@ -400,10 +394,10 @@ func (r *run) lifecycle(ctx context.Context) error {
 // finish records the baselines taken, the run's counts and the active alerts per rule.
 func (r *run) finish(ctx context.Context) error {
 	var scopes []string
-	for id := range r.baseline {
+	for _, id := range r.scope.baselineConns {
 		scopes = append(scopes, fmt.Sprintf("connection:%d", id))
 	}
-	if r.orgBase {
+	if r.scope.baselineOrg {
 		scopes = append(scopes, "org")
 	}
 	if _, err := r.tx.Exec(ctx, `
@@ -420,20 +414,22 @@ func (r *run) finish(ctx context.Context) error {
 		WHERE id = $1`, r.id, r.now, doc, r.report.Opened, r.report.Updated, r.report.Resolved, len(r.report.Notifications)); err != nil {
 		return fmt.Errorf("recording the detect run: %w", err)
 	}
-	rows, err := r.tx.Query(ctx, `SELECT rule, count(*)::int FROM alerts WHERE state <> 'resolved' GROUP BY rule`)
-	if err != nil {
-		return fmt.Errorf("counting active alerts: %w", err)
+	if r.opts.CountActive {
+		rows, err := r.tx.Query(ctx, `SELECT rule, count(*)::int FROM alerts WHERE state <> 'resolved' GROUP BY rule`)
+		if err != nil {
+			return fmt.Errorf("counting active alerts: %w", err)
+		}
+		r.report.Active = map[string]int{}
+		var rule string
+		var n int
+		if _, err := pgx.ForEachRow(rows, []any{&rule, &n}, func() error {
+			r.report.Active[rule] = n
+			return nil
+		}); err != nil {
+			return fmt.Errorf("counting active alerts: %w", err)
+		}
 	}
-	r.report.Active = map[string]int{}
-	var rule string
-	var n int
-	if _, err := pgx.ForEachRow(rows, []any{&rule, &n}, func() error {
-		r.report.Active[rule] = n
-		return nil
-	}); err != nil {
-		return fmt.Errorf("counting active alerts: %w", err)
-	}
-	if _, err := r.tx.Exec(ctx, `DROP TABLE detect_findings`); err != nil {
+	if _, err := r.tx.Exec(ctx, `DROP TABLE detect_org_findings, detect_diff`); err != nil {
 		return fmt.Errorf("dropping findings: %w", err)
 	}
 	return nil

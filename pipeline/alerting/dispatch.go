@@ -57,6 +57,7 @@ type dueAlert struct {
 	notifyCount                 int
 	reason                      string
 	amount                      decimal.Decimal
+	toOwner                     bool    // told to the deal's owner (so it may escalate)
 	details                     Details // loaded only for alerts that are rendered
 }
 
@@ -79,11 +80,19 @@ type bucket struct {
 	first  []*dueAlert // the first alerts, sent one by one while the bucket stays small
 	top    map[Rule][]*dueAlert
 	counts map[Rule]int
-	ids    []int64
+	// members are every alert of the bucket, in the few fields marking them needs.
+	members []member
+}
+
+// member is an alert of a bucket.
+type member struct {
+	id, ownerID int64
+	severity    Severity
+	toOwner     bool
 }
 
 func (b *bucket) add(a *dueAlert, keepFirst int) {
-	b.ids = append(b.ids, a.id)
+	b.members = append(b.members, member{id: a.id, ownerID: a.ownerID, severity: a.severity, toOwner: a.toOwner})
 	if len(b.first) < keepFirst {
 		b.first = append(b.first, a)
 	}
@@ -103,7 +112,7 @@ func (b *bucket) add(a *dueAlert, keepFirst int) {
 
 // rendered are the alerts whose details must be loaded.
 func (b *bucket) rendered(threshold int) []*dueAlert {
-	if b.kind == bucketTell && len(b.ids) < threshold {
+	if b.kind == bucketTell && len(b.members) < threshold {
 		return b.first
 	}
 	var out []*dueAlert
@@ -121,23 +130,47 @@ type dispatcher struct {
 	reported  []*dueAlert
 	marks     marks
 	deliverTo map[int64]string
+	// baselined counts the alerts a baseline recorded (already marked when opened).
+	baselined int
 }
 
 // marks are what markNotifiedSQL records.
 type marks struct {
 	ids, nids       []int64
 	via, recipients []string
+	escalate        []*time.Time
 }
 
-func (m *marks) add(id, nid int64, via, recipient string) {
+func (m *marks) add(id, nid int64, via, recipient string, escalate time.Time) {
 	m.ids, m.nids = append(m.ids, id), append(m.nids, nid)
 	m.via, m.recipients = append(m.via, via), append(m.recipients, recipient)
+	m.escalate = append(m.escalate, timePtr(escalate))
+}
+
+// escalateAt is when an alert just told goes into the manager's digest if left open: a
+// day on for critical alerts, routing.escalate_after (on the owner's calendar) for the
+// rest; never for alerts not told to the deal's owner.
+func (r *run) escalateAt(m member) time.Time {
+	if !m.toOwner {
+		return time.Time{}
+	}
+	if m.severity == SeverityCritical {
+		return r.now.Add(day)
+	}
+	return r.cals.of(r.dir.Team(m.ownerID)).After(r.now, r.settings.Routing.EscalateAfter)
 }
 
 func (r *run) dispatch(ctx context.Context) error {
 	d := &dispatcher{run: r, buckets: map[string]*bucket{}, deliverTo: map[int64]string{}}
-	if err := d.collect(ctx); err != nil {
+	if err := d.collect(ctx, dueSQL, pgx.NamedArgs{
+		"now": r.now, "conns": r.scope.conns, "deal_rules": r.scope.dealRules, "org_rules": r.scope.orgRules,
+	}, false); err != nil {
 		return err
+	}
+	if len(r.scope.baselineConns) > 0 || r.scope.baselineOrg {
+		if err := d.collect(ctx, baselineSQL, pgx.NamedArgs{"run": r.id}, true); err != nil {
+			return err
+		}
 	}
 	if err := d.loadDetails(ctx); err != nil {
 		return err
@@ -149,7 +182,7 @@ func (r *run) dispatch(ctx context.Context) error {
 		}
 	}
 	for _, id := range d.unrouted {
-		d.marks.add(id, 0, DeliveryUnrouted, "")
+		d.marks.add(id, 0, DeliveryUnrouted, "", time.Time{})
 	}
 	if len(d.unrouted) > 0 {
 		r.logger.WarnContext(ctx, "detect: alerts with nobody to tell (no active owner, manager, default_manager_email or channel)",
@@ -157,26 +190,36 @@ func (r *run) dispatch(ctx context.Context) error {
 	}
 	if len(d.marks.ids) > 0 {
 		if _, err := r.tx.Exec(ctx, markNotifiedSQL, pgx.NamedArgs{
-			"now": r.now, "ids": d.marks.ids, "nids": nullZero(d.marks.nids), "via": d.marks.via, "recipients": d.marks.recipients,
+			"now": r.now, "next_due": r.scope.nextDue,
+			"ids": d.marks.ids, "nids": nullZero(d.marks.nids), "via": d.marks.via, "recipients": d.marks.recipients,
+			"escalate": d.marks.escalate,
 		}); err != nil {
 			return fmt.Errorf("recording notified alerts: %w", err)
 		}
 	}
-	r.report.Told = len(d.marks.ids)
+	r.report.Told = len(d.marks.ids) + d.baselined
 	for _, a := range d.reported {
 		r.report.Alerts = append(r.report.Alerts, r.outcome(a, d.deliverTo[a.id]))
 	}
 	return nil
 }
 
-// collect streams the due alerts into buckets per recipient.
-func (d *dispatcher) collect(ctx context.Context) error {
+// baselineSQL lists the alerts a baseline run recorded, for the managers' summaries.
+const baselineSQL = `
+SELECT a.id, a.rule, a.severity, a.connection_id, coalesce(a.deal_id, 0), coalesce(a.owner_id, 0),
+       coalesce(a.team, ''),
+       coalesce((a.details->>'amount')::numeric, (a.details->'coverage'->>'shortfall')::numeric, 0),
+       a.first_seen_at, a.notify_count, 'new'
+FROM alerts a
+WHERE a.opened_run_id = @run AND a.notified_via = 'baseline'
+ORDER BY a.owner_id NULLS LAST, a.id`
+
+// collect streams alerts to tell (or, with baseline, the baseline's alerts to summarise)
+// into buckets per recipient.
+func (d *dispatcher) collect(ctx context.Context, sql string, args pgx.NamedArgs, baseline bool) error {
 	r := d.run
 	threshold := r.settings.Routing.DigestThreshold
-	rows, err := r.tx.Query(ctx, dueSQL, pgx.NamedArgs{
-		"now": r.now, "conns": r.scope.conns, "deal_rules": r.scope.dealRules, "org_rules": r.scope.orgRules,
-		"cooldown_cutoff": r.cals.of("").Before(r.now, r.settings.Routing.Cooldown),
-	})
+	rows, err := r.tx.Query(ctx, sql, args)
 	if err != nil {
 		return fmt.Errorf("listing alerts to tell: %w", err)
 	}
@@ -192,16 +235,16 @@ func (d *dispatcher) collect(ctx context.Context) error {
 		if connID != nil {
 			x.connID = *connID
 		}
-		baseline := r.inBaseline(x.connID)
 		to, ok := d.route(&x, baseline)
 		if len(d.reported) < r.opts.ReportLimit {
 			d.reported = append(d.reported, &x)
 		}
+		if baseline {
+			d.baselined++
+			d.deliverTo[x.id] = DeliveryBaseline
+		}
 		if !ok {
-			if baseline {
-				d.marks.add(x.id, 0, DeliveryBaseline, "")
-				d.deliverTo[x.id] = DeliveryBaseline
-			} else {
+			if !baseline {
 				d.unrouted = append(d.unrouted, x.id)
 				d.deliverTo[x.id] = DeliveryUnrouted
 			}
@@ -246,7 +289,8 @@ func (d *dispatcher) route(a *dueAlert, baseline bool) (Recipient, bool) {
 	if baseline {
 		return dir.ManagerOf(a.ownerID)
 	}
-	to, _, ok := dir.OwnerRecipient(a.ownerID)
+	to, owner, ok := dir.OwnerRecipient(a.ownerID)
+	a.toOwner = owner
 	return to, ok
 }
 
@@ -292,7 +336,7 @@ func (d *dispatcher) loadDetails(ctx context.Context) error {
 func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 	r := d.run
 	threshold := r.settings.Routing.DigestThreshold
-	if b.kind == bucketTell && len(b.ids) < threshold {
+	if b.kind == bucketTell && len(b.members) < threshold {
 		via := DeliveryDM
 		if b.to.Channel == notify.ChannelSlack {
 			via = DeliveryChannel
@@ -306,7 +350,7 @@ func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 			if err != nil {
 				return err
 			}
-			d.marks.add(a.id, nid, via, b.to.Address)
+			d.marks.add(a.id, nid, via, b.to.Address, r.escalateAt(member{id: a.id, ownerID: a.ownerID, severity: a.severity, toOwner: a.toOwner}))
 			d.deliverTo[a.id] = via
 		}
 		return nil
@@ -320,16 +364,23 @@ func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 	if err != nil {
 		return err
 	}
-	for _, id := range b.ids {
-		d.marks.add(id, nid, via, b.to.Address)
-		d.deliverTo[id] = via
+	if b.kind == bucketBaseline {
+		return nil
+	}
+	for _, m := range b.members {
+		at := time.Time{}
+		if b.kind == bucketTell {
+			at = r.escalateAt(m)
+		}
+		d.marks.add(m.id, nid, via, b.to.Address, at)
+		d.deliverTo[m.id] = via
 	}
 	return nil
 }
 
 // digestMessage lists a bucket's alerts grouped by rule, largest amount first.
 func (r *run) digestMessage(b *bucket) notify.Message {
-	total := len(b.ids)
+	total := len(b.members)
 	var m notify.Message
 	switch {
 	case b.kind == bucketBaseline:

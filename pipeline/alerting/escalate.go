@@ -12,18 +12,14 @@ import (
 	"github.com/pipewatch/pipewatch/internal/notify"
 )
 
-// escalationSQL lists owner alerts the manager's daily digest may take: told to the
-// owner, still open (not snoozed, acknowledged or resolved), not yet escalated, and told
-// before the latest escalation cutoff of any calendar — or, when critical, a day ago.
+// escalationSQL lists owner alerts whose escalation time passed: told to the owner,
+// still open (not snoozed, acknowledged or resolved) and not yet escalated.
 const escalationSQL = `
-SELECT a.id, a.rule, a.severity, coalesce(a.connection_id, 0), a.deal_id, a.owner_id, a.notified_at,
+SELECT a.id, a.rule, a.severity, coalesce(a.connection_id, 0), a.deal_id, a.owner_id,
        coalesce((a.details->>'amount')::numeric, 0), a.first_seen_at
 FROM alerts a
-JOIN owners o ON o.id = a.owner_id
-WHERE a.state = 'open' AND a.escalated_at IS NULL AND a.deal_id IS NOT NULL
+WHERE a.state = 'open' AND a.escalated_at IS NULL AND a.escalate_at <= @now
   AND a.connection_id = ANY(@conns::bigint[])
-  AND a.notified_via IN ('dm', 'digest') AND a.notified_recipient = lower(o.email)
-  AND ((a.severity = 'critical' AND a.notified_at <= @critical_cutoff) OR a.notified_at <= @cutoff)
 ORDER BY a.owner_id, a.id`
 
 // escalate builds each manager's daily digest once their local clock passes
@@ -34,32 +30,19 @@ func (r *run) escalate(ctx context.Context) error {
 	if len(r.scope.conns) == 0 {
 		return nil
 	}
-	after := r.settings.Routing.EscalateAfter
-	latest := time.Time{}
-	for _, c := range r.cals {
-		if t := c.Before(r.now, after); t.After(latest) {
-			latest = t
-		}
-	}
-	criticalCutoff := r.now.Add(-day)
-	rows, err := r.tx.Query(ctx, escalationSQL, pgx.NamedArgs{"conns": r.scope.conns, "cutoff": latest, "critical_cutoff": criticalCutoff})
+	rows, err := r.tx.Query(ctx, escalationSQL, pgx.NamedArgs{"conns": r.scope.conns, "now": r.now})
 	if err != nil {
 		return fmt.Errorf("listing alerts to escalate: %w", err)
 	}
 	hour, minute, _ := digestClock(r.settings.Routing.DigestTime)
 	buckets := map[string]*bucket{}
 	var (
-		a          dueAlert
-		rule, sev  string
-		notifiedAt time.Time
+		a         dueAlert
+		rule, sev string
 	)
-	_, err = pgx.ForEachRow(rows, []any{&a.id, &rule, &sev, &a.connID, &a.dealID, &a.ownerID, &notifiedAt, &a.amount, &a.firstSeen}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&a.id, &rule, &sev, &a.connID, &a.dealID, &a.ownerID, &a.amount, &a.firstSeen}, func() error {
 		x := a
 		x.rule, x.severity, x.reason = Rule(rule), Severity(sev), "escalated"
-		critical := x.severity == SeverityCritical && !notifiedAt.After(criticalCutoff)
-		if !critical && notifiedAt.After(r.cals.of(r.dir.Team(x.ownerID)).Before(r.now, after)) {
-			return nil
-		}
 		to, ok := r.dir.ManagerOf(x.ownerID)
 		if !ok || !digestDue(to, r.now, hour, minute, r.cals.of("").Location()) {
 			return nil
@@ -91,7 +74,9 @@ func (r *run) escalate(ctx context.Context) error {
 			return err
 		}
 		if nid != 0 {
-			escalated = append(escalated, b.ids...)
+			for _, m := range b.members {
+				escalated = append(escalated, m.id)
+			}
 		}
 	}
 	if len(escalated) > 0 {
@@ -121,7 +106,7 @@ func locationOf(to Recipient, fallback *time.Location) *time.Location {
 // managerDigest renders a manager's daily digest.
 func (r *run) managerDigest(b *bucket, local time.Time) notify.Message {
 	m := notify.Message{
-		Title: fmt.Sprintf("Daily pipeline digest, %s: %s need a manager's look", local.Format("Mon 2 Jan"), plural(len(b.ids), "alert")),
+		Title: fmt.Sprintf("Daily pipeline digest, %s: %s need a manager's look", local.Format("Mon 2 Jan"), plural(len(b.members), "alert")),
 		Summary: "Critical alerts of your team, and alerts their owners have not acted on for " +
 			r.settings.Routing.EscalateAfter.Label() + ".",
 	}
