@@ -29,6 +29,7 @@ var commands = map[string]command{
 	"apply":     {"validate a config file and apply it to the database (-f pipewatch.yaml)", runApply},
 	"worker":    {"run River workers, periodic jobs and the HTTP server until SIGINT/SIGTERM", runWorker},
 	"report":    {"pipeline metrics for a period and scope (--period 2026-Q4 --scope team:east --format table|json)", runReport},
+	"detect":    {"evaluate the alert rules now and tell who needs to know (--dry-run shows what would fire and why)", runDetect},
 	"reminders": {"list follow-up reminders: what is scheduled and why (list --owner EMAIL --all --format table|json)", runReminders},
 	"demo":      {"the whole product on a generated company: sandbox CRMs, sync, report, alerts, Slack to the console (--once)", runDemo},
 	"bench":     {"measure the performance figures in a scratch database (--records N --format table|json)", runBench},
