@@ -109,15 +109,16 @@ func BenchmarkDetect(b *testing.B) {
 	}
 	start := time.Now()
 	first := run()
-	b.ReportMetric(time.Since(start).Seconds(), "first_run_s")
-	b.ReportMetric(float64(first.Opened), "alerts")
+	firstRun := time.Since(start)
+	// What autovacuum does after the first run's inserts (visibility map, statistics).
 	_, err := pool.Exec(ctx, `VACUUM ANALYZE alerts`)
 	require.NoError(b, err)
 
-	b.ResetTimer()
 	for b.Loop() {
 		now = now.Add(time.Minute)
 		rep := run()
 		require.Zero(b, rep.Opened)
 	}
+	b.ReportMetric(firstRun.Seconds(), "first_run_s")
+	b.ReportMetric(float64(first.Opened), "open_alerts")
 }
