@@ -53,7 +53,9 @@ func EnqueueDetectTx(ctx context.Context, tx pgx.Tx, inserter Inserter, connecti
 // they cause commit together, or not at all.
 type DetectWorker struct {
 	river.WorkerDefaults[DetectArgs]
-	DB     interface{ Begin(context.Context) (pgx.Tx, error) }
+	DB interface {
+		Begin(context.Context) (pgx.Tx, error)
+	}
 	Logger *slog.Logger
 	// NowFunc is the clock (nil = time.Now).
 	NowFunc func() time.Time
