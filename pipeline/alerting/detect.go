@@ -218,9 +218,18 @@ FROM (SELECT DISTINCT ON (connection_id, stream) connection_id, stream, status, 
       ORDER BY connection_id, stream, started_at DESC) latest
 WHERE status = 'failed'`
 
+// unfinishedSQL finds the streams whose first sync is still under way (a backfill: never
+// succeeded, running or resumable).
+const unfinishedSQL = `
+SELECT connection_id, stream FROM sync_runs
+GROUP BY connection_id, stream
+HAVING NOT bool_or(status = 'succeeded') AND bool_or(status IN ('running', 'snoozed'))
+ORDER BY connection_id, stream`
+
 // gate decides which connections' data is trustworthy now (pitfall 10 of
 // docs/sync-correctness.md): the connection is active, its last successful sync is within
-// its freshness limit, and no stream's latest sync failed.
+// its freshness limit, no stream's latest sync failed, and no stream's first sync is
+// still under way.
 func (r *run) gate(ctx context.Context) error {
 	rows, err := r.tx.Query(ctx, lastFailureSQL)
 	if err != nil {
@@ -239,6 +248,17 @@ func (r *run) gate(ctx context.Context) error {
 		return nil
 	}); err != nil {
 		return fmt.Errorf("reading failed syncs: %w", err)
+	}
+	if rows, err = r.tx.Query(ctx, unfinishedSQL); err != nil {
+		return fmt.Errorf("reading unfinished syncs: %w", err)
+	}
+	if _, err := pgx.ForEachRow(rows, []any{&id, &stream}, func() error {
+		if _, seen := failures[id]; !seen {
+			failures[id] = fmt.Sprintf("the first %s sync has not finished yet", stream)
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("reading unfinished syncs: %w", err)
 	}
 	baselined, err := r.baselines(ctx)
 	if err != nil {
@@ -439,10 +459,10 @@ func (r *run) finish(ctx context.Context) error {
 func (r *run) outcome(a *dueAlert, delivery string) Outcome {
 	o := Outcome{
 		AlertID: a.id, Rule: a.rule, Severity: a.severity, Reason: a.reason, Subject: a.label(),
-		Delivery: delivery, Details: a.details,
+		Delivery: delivery, Details: a.evidence(),
 	}
-	if a.details.DealID != 0 {
-		o.Amount = amountText(a.details.Amount, a.details.Currency)
+	if o.Details.DealID != 0 {
+		o.Amount = amountText(o.Details.Amount, o.Details.Currency)
 	}
 	if p, ok := r.dir.Person(a.ownerID); ok {
 		o.Owner = p.Email

@@ -57,8 +57,8 @@ type dueAlert struct {
 	notifyCount                 int
 	reason                      string
 	amount                      decimal.Decimal
-	toOwner                     bool    // told to the deal's owner (so it may escalate)
-	details                     Details // loaded only for alerts that are rendered
+	toOwner                     bool     // told to the deal's owner (so it may escalate)
+	details                     *Details // loaded only for alerts that are rendered
 }
 
 // bucketKind says how a bucket is told.
@@ -80,7 +80,9 @@ type bucket struct {
 	first  []*dueAlert // the first alerts, sent one by one while the bucket stays small
 	top    map[Rule][]*dueAlert
 	counts map[Rule]int
-	// members are every alert of the bucket, in the few fields marking them needs.
+	total  int
+	// members are every alert of the bucket (but a baseline's, already recorded), in the
+	// few fields marking them needs.
 	members []member
 }
 
@@ -92,7 +94,10 @@ type member struct {
 }
 
 func (b *bucket) add(a *dueAlert, keepFirst int) {
-	b.members = append(b.members, member{id: a.id, ownerID: a.ownerID, severity: a.severity, toOwner: a.toOwner})
+	b.total++
+	if b.kind != bucketBaseline {
+		b.members = append(b.members, member{id: a.id, ownerID: a.ownerID, severity: a.severity, toOwner: a.toOwner})
+	}
 	if len(b.first) < keepFirst {
 		b.first = append(b.first, a)
 	}
@@ -112,7 +117,7 @@ func (b *bucket) add(a *dueAlert, keepFirst int) {
 
 // rendered are the alerts whose details must be loaded.
 func (b *bucket) rendered(threshold int) []*dueAlert {
-	if b.kind == bucketTell && len(b.members) < threshold {
+	if b.kind == bucketTell && b.total < threshold {
 		return b.first
 	}
 	var out []*dueAlert
@@ -214,6 +219,13 @@ FROM alerts a
 WHERE a.opened_run_id = @run AND a.notified_via = 'baseline'
 ORDER BY a.owner_id NULLS LAST, a.id`
 
+// delivered remembers how alert id was told, for the report.
+func (d *dispatcher) delivered(id int64, via string) {
+	if d.run.opts.ReportLimit > 0 {
+		d.deliverTo[id] = via
+	}
+}
+
 // collect streams alerts to tell (or, with baseline, the baseline's alerts to summarise)
 // into buckets per recipient.
 func (d *dispatcher) collect(ctx context.Context, sql string, args pgx.NamedArgs, baseline bool) error {
@@ -241,12 +253,12 @@ func (d *dispatcher) collect(ctx context.Context, sql string, args pgx.NamedArgs
 		}
 		if baseline {
 			d.baselined++
-			d.deliverTo[x.id] = DeliveryBaseline
+			d.delivered(x.id, DeliveryBaseline)
 		}
 		if !ok {
 			if !baseline {
 				d.unrouted = append(d.unrouted, x.id)
-				d.deliverTo[x.id] = DeliveryUnrouted
+				d.delivered(x.id, DeliveryUnrouted)
 			}
 			return nil
 		}
@@ -316,8 +328,8 @@ func (d *dispatcher) loadDetails(ctx context.Context) error {
 	var id int64
 	var doc []byte
 	_, err = pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
-		var det Details
-		if err := json.Unmarshal(doc, &det); err != nil {
+		det := &Details{}
+		if err := json.Unmarshal(doc, det); err != nil {
 			return fmt.Errorf("decoding the evidence of alert %d: %w", id, err)
 		}
 		for _, a := range byID[id] {
@@ -336,7 +348,7 @@ func (d *dispatcher) loadDetails(ctx context.Context) error {
 func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 	r := d.run
 	threshold := r.settings.Routing.DigestThreshold
-	if b.kind == bucketTell && len(b.members) < threshold {
+	if b.kind == bucketTell && b.total < threshold {
 		via := DeliveryDM
 		if b.to.Channel == notify.ChannelSlack {
 			via = DeliveryChannel
@@ -351,7 +363,7 @@ func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 				return err
 			}
 			d.marks.add(a.id, nid, via, b.to.Address, r.escalateAt(member{id: a.id, ownerID: a.ownerID, severity: a.severity, toOwner: a.toOwner}))
-			d.deliverTo[a.id] = via
+			d.delivered(a.id, via)
 		}
 		return nil
 	}
@@ -373,14 +385,14 @@ func (d *dispatcher) send(ctx context.Context, b *bucket) error {
 			at = r.escalateAt(m)
 		}
 		d.marks.add(m.id, nid, via, b.to.Address, at)
-		d.deliverTo[m.id] = via
+		d.delivered(m.id, via)
 	}
 	return nil
 }
 
 // digestMessage lists a bucket's alerts grouped by rule, largest amount first.
 func (r *run) digestMessage(b *bucket) notify.Message {
-	total := len(b.members)
+	total := b.total
 	var m notify.Message
 	switch {
 	case b.kind == bucketBaseline:
@@ -415,7 +427,7 @@ func (r *run) fillDigest(m *notify.Message, b *bucket) {
 
 // alert assembles the rendering input of a due alert.
 func (r *run) alert(a *dueAlert, state string) Alert {
-	out := Alert{ID: a.id, Rule: a.rule, Severity: a.severity, State: state, Details: a.details, Reason: a.reason}
+	out := Alert{ID: a.id, Rule: a.rule, Severity: a.severity, State: state, Details: a.evidence(), Reason: a.reason}
 	if c, ok := r.conns[a.connID]; ok {
 		out.Conn = c
 	}
@@ -475,15 +487,24 @@ func nullZero(ids []int64) []*int64 {
 	return out
 }
 
+// evidence is the alert's details (empty until loaded).
+func (a *dueAlert) evidence() Details {
+	if a.details == nil {
+		return Details{}
+	}
+	return *a.details
+}
+
 // label identifies an alert's subject for people.
 func (a *dueAlert) label() string {
+	d := a.evidence()
 	switch {
-	case a.details.Coverage != nil:
-		return coverageSubject(a.details.Coverage)
-	case a.details.LeadVelocity != nil:
-		return "org " + strings.ToUpper(a.details.LeadVelocity.Stage) + "s"
-	case a.details.DealName != "":
-		return a.details.DealName
+	case d.Coverage != nil:
+		return coverageSubject(d.Coverage)
+	case d.LeadVelocity != nil:
+		return "org " + strings.ToUpper(d.LeadVelocity.Stage) + "s"
+	case d.DealName != "":
+		return d.DealName
 	case a.dealID != 0:
 		return "deal " + strconv.FormatInt(a.dealID, 10)
 	}

@@ -269,6 +269,12 @@ func TestDataQualityGate(t *testing.T) {
 		"NeedsReauth": {func(t *testing.T, b *testBundle, conn int64) {
 			b.exec(t, `UPDATE connections SET status = 'needs_reauth', status_reason = 'token revoked' WHERE id = $1`, conn)
 		}, "connection is needs reauth: token revoked"},
+		"FirstSyncOfAStreamUnderWay": {func(t *testing.T, b *testBundle, conn int64) {
+			b.exec(t, `INSERT INTO sync_runs (connection_id, stream, started_at, finished_at, status) VALUES ($1, 'deals', $2, $2, 'succeeded')`,
+				conn, b.now.Add(-time.Hour))
+			b.exec(t, `INSERT INTO sync_runs (connection_id, stream, started_at, status) VALUES ($1, 'activities', $2, 'running')`,
+				conn, b.now.Add(-50*time.Minute))
+		}, "the first activities sync has not finished yet"},
 		"NeverSynced": {func(t *testing.T, b *testBundle, conn int64) {
 			b.exec(t, `UPDATE connections SET last_synced_at = NULL WHERE id = $1`, conn)
 		}, "never synced"},
