@@ -50,17 +50,16 @@ stage_t AS (
 )`
 
 // dealFindingsSQL selects the deal findings (see the comment above): one pass keeps the
-// deals for which some rule's condition holds on their own columns (d), activities are
-// read for those they can change (act), and every rule that fires becomes a row (r) whose
-// columns are computed only then (e). The OFFSET 0 subqueries are evaluated once per deal
-// instead of being inlined wherever they are used.
+// deals for which some rule's condition holds on their own columns and reads, for those
+// only, the activities that can change idle and no next step (d); every rule that fires
+// then becomes a row (r) whose columns are computed only then (e). The OFFSET 0
+// subqueries are evaluated once per deal instead of being inlined wherever they are used.
 const dealFindingsSQL = `
 SELECT r.rule, CASE WHEN r.rule IN ('idle', 'stuck_in_stage') THEN coalesce(d.stage_id, 0) ELSE 0 END AS stage_key,
        d.connection_id, d.id AS deal_id, d.owner_id, d.team, d.stage_id, e.severity,
        e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2,
-       hashtextextended(concat_ws('|', e.severity, d.name, d.amount, d.currency, d.close_date,
-                                  extract(epoch FROM d.entered_at)::bigint, extract(epoch FROM e.at1)::bigint,
-                                  extract(epoch FROM e.at2)::bigint, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
+       hash_record_extended(ROW(e.severity, d.name, d.amount, d.currency, d.close_date, d.entered_at,
+                                e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
 FROM (
     SELECT d.id, d.connection_id, d.owner_id, d.stage_id, d.name, d.amount, d.currency, d.close_date,
            d.last_activity_at, d.next_activity_at, ot.team, st.canonical, st.idle_threshold, st.warn_cutoff,
@@ -68,7 +67,13 @@ FROM (
            st.stuck_critical, sl.push_count, sl.pushed_out,
            ` + idleExpr + ` AS idle, ` + nnsExpr + ` AS nns, ` + stuckExpr + ` AS stuck,
            ` + pastExpr + ` AS past, ` + slippedExpr + ` AS slipped,
-           ` + enteredExpr + ` AS entered_at, ` + touchExpr + ` AS touch_at
+           ` + enteredExpr + ` AS entered_at, ` + touchExpr + ` AS touch_at,
+           CASE WHEN ` + idleExpr + ` THEN (
+               SELECT max(a.occurred_at) FROM activities a
+               WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now) END AS done_at,
+           CASE WHEN ` + idleExpr + ` OR ` + nnsExpr + ` THEN (
+               SELECT min(a.occurred_at) FROM activities a
+               WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now) END AS planned_at
     FROM deals d
     LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
     LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, '') AND st.stage_id = coalesce(d.stage_id, 0)
@@ -78,21 +83,12 @@ FROM (
     OFFSET 0
 ) d
 CROSS JOIN LATERAL (
-    SELECT CASE WHEN d.idle THEN (SELECT max(a.occurred_at) FROM activities a
-                                  WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now)
-           END AS done_at,
-           CASE WHEN d.idle OR d.nns THEN (SELECT min(a.occurred_at) FROM activities a
-                                           WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now)
-           END AS planned_at
-    OFFSET 0
-) act
-CROSS JOIN LATERAL (
-    SELECT greatest(d.touch_at, act.done_at) AS touch_at,
-           least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, act.planned_at) AS next_at
+    SELECT greatest(d.touch_at, d.done_at) AS touch_at,
+           least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, d.planned_at) AS next_at
     OFFSET 0
 ) t
 CROSS JOIN LATERAL (VALUES
-    ('idle', d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND act.planned_at IS NOT NULL)),
+    ('idle', d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND d.planned_at IS NOT NULL)),
     ('stuck_in_stage', d.stuck),
     ('past_close_date', d.past),
     ('close_date_slipped', d.slipped),
@@ -118,7 +114,7 @@ CROSS JOIN LATERAL (
                        WHEN 'close_date_slipped' THEN d.push_count END AS int1,
            -- idle: touch source; stuck: threshold source; slipped: pushed out of the period; no_next_step: why
            CASE r.rule
-               WHEN 'idle' THEN CASE WHEN act.done_at IS NOT NULL AND act.done_at >= d.touch_at THEN 'activity'
+               WHEN 'idle' THEN CASE WHEN d.done_at IS NOT NULL AND d.done_at >= d.touch_at THEN 'activity'
                                      WHEN t.touch_at = d.last_activity_at THEN 'crm_last_activity'
                                      WHEN t.touch_at = d.entered_at THEN 'stage_entered' ELSE 'created' END
                WHEN 'stuck_in_stage' THEN d.stuck_source
