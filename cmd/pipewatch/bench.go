@@ -29,7 +29,7 @@ func runBench(ctx context.Context, a *app, args []string) error {
 		return runBenchChild(ctx, a, args[1:])
 	}
 	fs := newFlagSet(a, "bench")
-	records := fs.Int("records", bench.DefaultRecords, "ingest `N` deals; peak memory at N/10, N and 10×N; detect and report on 10×N open deals")
+	records := fs.Int("records", bench.DefaultRecords, "size `N`: the write path writes N deals; syncs of about N/10, N and 10×N records measure peak memory (N also the full path and API efficiency); detect and report run on 10×N open deals")
 	format := fs.String("format", "table", "output `format`: table or json")
 	name := fs.String("database", benchDatabase, "the scratch database's `name`, created on the discovered server and dropped when done")
 	if err := fs.Parse(args); err != nil {

@@ -57,7 +57,7 @@ func TestBench(t *testing.T) {
 		require.Positive(t, a.Minimum, a.Run)
 	}
 	require.EqualValues(t, 1, byRun["backfill (incremental from empty, search API)"].Minimum, "100 deals fit one page of 200")
-	require.EqualValues(t, 1, byRun["reconciliation (full read, list API)"].Minimum, "10 deals")
+	require.EqualValues(t, 1, byRun["reconciliation (full read, list API)"].Minimum, "100 deals fit one page of 100")
 	noChange := byRun["no-change incremental"]
 	require.EqualValues(t, 1, noChange.Requests)
 	require.Zero(t, noChange.Writes)

@@ -177,7 +177,11 @@ func Run(ctx context.Context, cfg Config) (*Results, error) {
 	s := &syncBench{pool: pool, start: cfg.StartChild, url: cfg.DatabaseURL}
 	for i, records := range []int{max(1, n/10), n, n * 10} {
 		progress("sync: backfilling about %d records (%d deals) from the fake HubSpot in a child process", records, dealsFor(records))
-		if err := s.level(ctx, dealsFor(records), syncRole(i), r); err != nil {
+		role := roleMemoryOnly
+		if i == 1 {
+			role = roleMain
+		}
+		if err := s.level(ctx, dealsFor(records), role, r); err != nil {
 			return nil, err
 		}
 	}
@@ -204,11 +208,10 @@ func dealsFor(records int) int { return max(1, records/recordsPerDeal) }
 type syncRole int
 
 const (
-	// roleSmall also measures a reconciliation (a full read through the list API).
-	roleSmall syncRole = iota
-	// roleMain also measures the full path and a no-change incremental sync.
+	roleMemoryOnly syncRole = iota
+	// roleMain also measures the full path, a reconciliation (a full read through the
+	// list API) and a no-change incremental sync.
 	roleMain
-	roleLarge
 )
 
 // syncBench runs the sync children against fake portals.
@@ -243,31 +246,30 @@ func (s *syncBench) level(ctx context.Context, deals int, role syncRole, r *Resu
 	if stored != int64(deals) {
 		return fmt.Errorf("bench: the backfill stored %d of %d deals", stored, deals)
 	}
-	r.PeakRSS = append(r.PeakRSS, MemoryPoint{Records: backfill.Read, Deals: deals, MaxRSSBytes: backfill.MaxRSSKiB * 1024,
+	r.PeakRSS = append(r.PeakRSS, MemoryPoint{Records: backfill.Read, Deals: deals, MaxRSSBytes: backfill.PeakRSSKiB * 1024,
 		Seconds: backfill.Seconds})
-	switch role {
-	case roleSmall:
-		args.Mode = connectors.Full
-		full, err := runChild(ctx, s.start, args, token)
-		if err != nil {
-			return err
-		}
-		r.APIEfficiency = append(r.APIEfficiency, apiRun("reconciliation (full read, list API)", full, deals, listPageSize))
-	case roleMain:
-		served := srv.Stats().ServeTime.Seconds()
-		r.FullPath = FullPath{Deals: stored, Records: backfill.Read, Seconds: backfill.Seconds,
-			DealsPerSecond: float64(stored) / backfill.Seconds, RecordsPerSecond: float64(backfill.Read) / backfill.Seconds,
-			FakeServeSeconds: served, FakeShare: served / backfill.Seconds}
-		r.APIEfficiency = append(r.APIEfficiency, apiRun("backfill (incremental from empty, search API)", backfill, deals, searchPageSize))
-		args.Mode = connectors.Incremental
-		again, err := runChild(ctx, s.start, args, token)
-		if err != nil {
-			return err
-		}
-		run := apiRun("no-change incremental", again, 0, searchPageSize)
-		run.Minimum, run.Ratio = 1, float64(again.Requests) // one request per stream at most
-		r.APIEfficiency = append(r.APIEfficiency, run)
+	if role != roleMain {
+		return truncate(ctx, s.pool)
 	}
+	served := srv.Stats().ServeTime.Seconds()
+	r.FullPath = FullPath{Deals: stored, Records: backfill.Read, Seconds: backfill.Seconds,
+		DealsPerSecond: float64(stored) / backfill.Seconds, RecordsPerSecond: float64(backfill.Read) / backfill.Seconds,
+		FakeServeSeconds: served, FakeShare: served / backfill.Seconds}
+	r.APIEfficiency = append(r.APIEfficiency, apiRun("backfill (incremental from empty, search API)", backfill, deals, searchPageSize))
+	args.Mode = connectors.Full
+	full, err := runChild(ctx, s.start, args, token)
+	if err != nil {
+		return err
+	}
+	r.APIEfficiency = append(r.APIEfficiency, apiRun("reconciliation (full read, list API)", full, deals, listPageSize))
+	args.Mode = connectors.Incremental
+	again, err := runChild(ctx, s.start, args, token)
+	if err != nil {
+		return err
+	}
+	run := apiRun("no-change incremental", again, 0, searchPageSize)
+	run.Minimum, run.Ratio = 1, float64(again.Requests) // one request per stream at most
+	r.APIEfficiency = append(r.APIEfficiency, run)
 	return truncate(ctx, s.pool)
 }
 
