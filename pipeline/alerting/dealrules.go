@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,7 +30,7 @@ import (
 // and close-date pushes.
 const dealInputsSQL = `
 stage_t AS (
-    SELECT * FROM unnest(@st_calendar::text[], @st_stage::bigint[], @st_canonical::text[], @st_hubspot::bool[],
+    SELECT * FROM unnest(@st_calendar::int[], @st_stage::bigint[], @st_canonical::text[], @st_hubspot::bool[],
                          @st_idle_threshold::text[], @st_idle_warn::timestamptz[], @st_idle_stalled::timestamptz[],
                          @st_idle_lost::timestamptz[], @st_stuck_days::float8[], @st_stuck_label::text[],
                          @st_stuck_source::text[], @st_stuck_won::int[], @st_stuck_cutoff::timestamptz[],
@@ -36,7 +38,7 @@ stage_t AS (
         AS t(calendar, stage_id, canonical, hubspot, idle_threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff,
              stuck_days, stuck_label, stuck_source, stuck_won, stuck_cutoff, stuck_critical)
 ), owner_t AS (
-    SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::text[]) AS t(owner_id, team, calendar)
+    SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::int[]) AS t(owner_id, team, calendar)
 ), slips AS (
     SELECT ch.deal_id,
            count(*) FILTER (WHERE ch.new_date > ch.old_date)::int AS push_count,
@@ -76,7 +78,7 @@ FROM (
                WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now) END AS planned_at
     FROM deals d
     LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
-    LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, '') AND st.stage_id = coalesce(d.stage_id, 0)
+    LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, 0) AND st.stage_id = coalesce(d.stage_id, 0)
     LEFT JOIN slips sl ON sl.deal_id = d.id
     WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL
       AND (` + idleExpr + ` OR ` + nnsExpr + ` OR ` + stuckExpr + ` OR ` + pastExpr + ` OR ` + slippedExpr + `)
@@ -85,7 +87,6 @@ FROM (
 CROSS JOIN LATERAL (
     SELECT greatest(d.touch_at, d.done_at) AS touch_at,
            least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, d.planned_at) AS next_at
-    OFFSET 0
 ) t
 CROSS JOIN LATERAL (VALUES
     ('idle', d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND d.planned_at IS NOT NULL)),
@@ -247,18 +248,26 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 	for _, t := range idleThresholds(r.Idle, in.cals, in.now) {
 		idle[t.Calendar+"/"+string(t.Stage)] = t
 	}
+	// Calendars are numbered for the join: 0 is the org's.
+	calNo := map[string]int32{"": 0}
+	for _, k := range slices.Sorted(maps.Keys(in.cals)) {
+		if k != "" {
+			calNo[k] = int32(len(calNo))
+		}
+	}
 	var (
-		stCal, stCanonical, stIdleTh, stStuckLabel, stStuckSource []string
-		stStage                                                   []int64
-		stHubspot                                                 []bool
-		stWarn, stStalled, stLost, stStuckCut, stStuckCrit        []*time.Time
-		stStuckDays                                               []*float64
-		stStuckWon                                                []int32
+		stCanonical, stIdleTh, stStuckLabel, stStuckSource []string
+		stCal                                              []int32
+		stStage                                            []int64
+		stHubspot                                          []bool
+		stWarn, stStalled, stLost, stStuckCut, stStuckCrit []*time.Time
+		stStuckDays                                        []*float64
+		stStuckWon                                         []int32
 	)
 	for cal := range in.cals {
 		for _, h := range stages {
 			it := idle[cal+"/"+string(h.Canonical)]
-			stCal, stStage, stCanonical = append(stCal, cal), append(stStage, h.StageID), append(stCanonical, string(h.Canonical))
+			stCal, stStage, stCanonical = append(stCal, calNo[cal]), append(stStage, h.StageID), append(stCanonical, string(h.Canonical))
 			stHubspot = append(stHubspot, h.Hubspot)
 			stIdleTh, stWarn = append(stIdleTh, it.Threshold.String()), append(stWarn, timePtr(it.Warn))
 			stStalled, stLost = append(stStalled, timePtr(it.Stalled)), append(stLost, timePtr(it.CloseLost))
@@ -273,18 +282,14 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 		}
 	}
 	var (
-		otOwner       []int64
-		otTeam, otCal []string
+		otOwner []int64
+		otTeam  []string
+		otCal   []int32
 	)
 	for id, p := range in.dir.people {
-		if p.Team == "" {
-			continue
+		if p.Team != "" {
+			otOwner, otTeam, otCal = append(otOwner, id), append(otTeam, p.Team), append(otCal, calNo[p.Team])
 		}
-		cal := ""
-		if _, ok := in.cals[p.Team]; ok {
-			cal = p.Team
-		}
-		otOwner, otTeam, otCal = append(otOwner, id), append(otTeam, p.Team), append(otCal, cal)
 	}
 	today := org.Today(in.now)
 	periodStart, periodEnd := periodBounds(today, r.CloseDateSlipped.Period)
