@@ -21,7 +21,7 @@ import (
 // idle or without a next step on their own columns, and each rule whose condition holds
 // yields a compact finding: the facts behind it in generic columns (at1, at2, num1, int1,
 // txt1, txt2; see the VALUES list for what each rule puts where) and a signature of them.
-// The scan is compared with the open alerts in the same statement (diffSQL), so only
+// The scan is compared with the open alerts in the same statement (dealDiffSQL), so only
 // what changed is written; evidence (details) is built for new and changed findings only
 // (detailsSQL).
 

@@ -364,7 +364,7 @@ func (r *run) baselines(ctx context.Context) (map[string]bool, error) {
 	return out, nil
 }
 
-// findings evaluates every rule in scope into detect_findings.
+// findings prepares the run's tables, the deal rules' parameters and the org rules' findings.
 func (r *run) findings(ctx context.Context) error {
 	for _, q := range []string{`DROP TABLE IF EXISTS detect_org_findings, detect_diff`, orgFindingsTableSQL} {
 		if _, err := r.tx.Exec(ctx, q); err != nil {
