@@ -10,6 +10,7 @@ import (
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 
+	"github.com/pipewatch/pipewatch/internal/notify"
 	"github.com/pipewatch/pipewatch/pipeline/alerting"
 )
 
@@ -97,6 +98,12 @@ func detectPeriodicJob() *river.PeriodicJob {
 	return river.NewPeriodicJob(river.PeriodicInterval(DetectInterval),
 		func() (river.JobArgs, *river.InsertOpts) { return DetectArgs{}, nil },
 		&river.PeriodicJobOpts{ID: "detect", RunOnStart: true})
+}
+
+// RegisterAlertActions routes the buttons of alert messages (Snooze 3d, Snooze 7d,
+// Acknowledge: action ids starting with alerting.ActionPrefix) to alerting.Actions.
+func RegisterAlertActions(actions *notify.Actions, deps *Deps) {
+	actions.Register(alerting.ActionPrefix, &alerting.Actions{Logger: deps.Logger, NowFunc: deps.now})
 }
 
 // NotificationOutbox is alerting's Outbox on the notifications table: EnqueueNotification

@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/pipewatch/pipewatch/internal/dbtest"
+	"github.com/pipewatch/pipewatch/internal/notify"
 	"github.com/pipewatch/pipewatch/jobs"
+	"github.com/pipewatch/pipewatch/pipeline/alerting"
 )
 
 func TestDetectWorker(t *testing.T) {
@@ -127,4 +129,16 @@ func TestEnqueueDetectTx(t *testing.T) {
 		{Args: &jobs.DetectArgs{ConnectionID: 7}, Opts: &rivertest.RequireInsertedOpts{Queue: jobs.QueueDetect}},
 		{Args: &jobs.DetectArgs{ConnectionID: 8}, Opts: &rivertest.RequireInsertedOpts{Queue: jobs.QueueDetect}},
 	})
+}
+
+func TestRegisterAlertActions(t *testing.T) {
+	t.Parallel()
+	actions := notify.NewActions()
+	jobs.RegisterAlertActions(actions, &jobs.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	for _, id := range []string{alerting.ActionSnooze3Days, alerting.ActionSnooze7Days, alerting.ActionAcknowledge} {
+		h, ok := actions.Handler(id).(*alerting.Actions)
+		require.True(t, ok, id)
+		require.NotNil(t, h)
+	}
+	require.Nil(t, actions.Handler("reminder.done"), "only alert buttons")
 }
