@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -48,8 +49,9 @@ type demoOptions struct {
 	Listener net.Listener
 	// Schema is River's schema ("" = the search path): tests run the demo in their own.
 	Schema string
-	// DatabaseName is shown to people (where to look at the data afterwards).
-	DatabaseName string
+	// Database is shown to people: where to look at the data afterwards (a URL without its
+	// password, or a name).
+	Database string
 	// Timeout bounds each wait for the jobs of a step.
 	Timeout time.Duration
 	// ConfigDir is where the generated config file is written for people to read.
@@ -67,7 +69,7 @@ type demoOptions struct {
 
 func runDemo(ctx context.Context, a *app, args []string) error {
 	fs := newFlagSet(a, "demo")
-	o := demoOptions{DatabaseName: demoDatabase, Timeout: 90 * time.Second, ConfigDir: os.TempDir()}
+	o := demoOptions{Database: demoDatabase, Timeout: 90 * time.Second, ConfigDir: os.TempDir()}
 	fs.BoolVar(&o.Once, "once", false, "run one full cycle (sync, detect, deliver, plan reminders, one minute of changes), print the summary and exit")
 	fs.Uint64Var(&o.Seed, "seed", 1, "seed of the generated company: the same `N` gives the same company")
 	fs.DurationVar(&o.Every, "every", time.Minute, "how often the sandbox changes deals while the demo runs")
@@ -96,6 +98,9 @@ func runDemo(ctx context.Context, a *app, args []string) error {
 	db, err := scratchDatabase(ctx, a, demoDatabase)
 	if err != nil {
 		return err
+	}
+	if u, err := url.Parse(db.url); err == nil && u.Scheme != "" {
+		o.Database = u.Redacted()
 	}
 	pool, err := pgxpool.New(ctx, db.url)
 	if err != nil {
@@ -352,7 +357,7 @@ func (d *demo) applyConfig(ctx context.Context, box *secrets.Box, keyNote string
 		return err
 	}
 	d.printf("  Config:    %s — applied (%d changes); the CRM tokens are %s\n", path, len(sum.Changes), keyNote)
-	d.printf("  Database:  %s (reset for this run; look around with psql afterwards)\n", d.opts.DatabaseName)
+	d.printf("  Database:  %s (reset for this run; kept afterwards to explore)\n", d.opts.Database)
 	return nil
 }
 

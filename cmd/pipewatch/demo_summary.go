@@ -27,7 +27,7 @@ func (d *demo) summary(ctx context.Context) error {
 		}
 		d.printf("\n")
 	}
-	d.printf("Explore: `DATABASE_URL=<server>/%s pipewatch report` for the whole report, the tables with psql.\n", d.opts.DatabaseName)
+	d.printf("Explore: DATABASE_URL='%s' pipewatch report   (the whole report; or psql on that URL)\n", d.opts.Database)
 	return nil
 }
 

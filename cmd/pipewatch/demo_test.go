@@ -80,7 +80,7 @@ func testDemoOptions(t *testing.T, schema string) demoOptions {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	return demoOptions{
-		Seed: 11, Once: true, Every: time.Minute, Listener: ln, Schema: schema, DatabaseName: schema,
+		Seed: 11, Once: true, Every: time.Minute, Listener: ln, Schema: schema, Database: schema,
 		Timeout: 2 * time.Minute, ConfigDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler),
 	}
 }
