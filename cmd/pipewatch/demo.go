@@ -551,6 +551,11 @@ func (d *demo) live(ctx context.Context) error {
 			}
 			return err
 		}
+		// River's scheduler syncs the changes within the minute; plan the reminders of deals
+		// that entered proposal once those syncs are in.
+		if _, err := d.client.Insert(ctx, jobs.PlanRemindersArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(45 * time.Second)}); err != nil {
+			return fmt.Errorf("enqueueing reminder planning: %w", err)
+		}
 		if err := d.newAlerts(ctx); err != nil {
 			return err
 		}
