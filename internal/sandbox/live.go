@@ -199,7 +199,7 @@ func (s *Sandbox) newDeal(rep *Person, now time.Time, spec teamSpec) (Change, er
 			err = s.hubspot.addDeal(d, now)
 		}
 	case Pipedrive:
-		s.pipe.addNew(d, now)
+		err = s.pipe.addNew(d, now)
 	}
 	if err != nil {
 		return Change{}, fmt.Errorf("opening deal %s in the sandbox: %w", d.Name, err)

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"time"
 
@@ -57,7 +58,7 @@ func ptr[T any](v T) *T { return &v }
 
 // seed writes the company's Pipedrive team: users (with their own time zones), the
 // pipeline, organizations, persons, leads, deals and their activities.
-func (p *pipedriveAccount) seed(c *Company) {
+func (p *pipedriveAccount) seed(c *Company) error {
 	start := c.Now.AddDate(-2, 0, 0)
 	pl := p.srv.AddPipeline(pipedrivetest.Pipeline{Name: "APAC sales", OrderNr: 1, IsSelected: true,
 		IsDealProbabilityEnabled: true, AddTime: pdTime(start), UpdateTime: pdTime(start)})
@@ -98,8 +99,11 @@ func (p *pipedriveAccount) seed(c *Company) {
 		if d.Team.CRM != Pipedrive {
 			continue
 		}
-		p.addDeal(d, c.Now)
+		if err := p.addDeal(d, c.Now); err != nil {
+			return err
+		}
 	}
+	return nil
 }
 
 // addLead adds the person, and a Leads Inbox entry for a lead that never became a deal.
@@ -129,7 +133,7 @@ func (p *pipedriveAccount) addLead(l *Lead) {
 
 // addDeal adds the deal as it stands now, then its activities at their times (Pipedrive
 // bumps a deal when its last or next activity changes), then sets its last change.
-func (p *pipedriveAccount) addDeal(d *Deal, now time.Time) {
+func (p *pipedriveAccount) addDeal(d *Deal, now time.Time) error {
 	stage := d.Stages[len(d.Stages)-1]
 	if !d.Open() && len(d.Stages) > 1 {
 		stage = d.Stages[len(d.Stages)-2] // a closed deal keeps its last stage
@@ -158,14 +162,17 @@ func (p *pipedriveAccount) addDeal(d *Deal, now time.Time) {
 	for _, a := range d.Activities {
 		p.addActivity(d, a, now)
 	}
-	p.setUpdated(d, d.Updated(now))
+	return p.setUpdated(d, d.Updated(now))
 }
 
 // setUpdated sets the deal's update_time to at.
-func (p *pipedriveAccount) setUpdated(d *Deal, at time.Time) {
+func (p *pipedriveAccount) setUpdated(d *Deal, at time.Time) error {
 	p.clock.set(at)
 	defer p.clock.set(time.Time{})
-	_ = p.srv.UpdateDeal(p.deals[d], func(pd *pipedrivetest.Deal) { pd.UpdateTime = pdTime(at) })
+	if err := p.srv.UpdateDeal(p.deals[d], func(pd *pipedrivetest.Deal) { pd.UpdateTime = pdTime(at) }); err != nil {
+		return fmt.Errorf("dating deal %s in the sandbox Pipedrive: %w", d.Name, err)
+	}
+	return nil
 }
 
 // pipedriveTypes are Pipedrive's activity types per kind.
@@ -199,7 +206,7 @@ func (p *pipedriveAccount) addActivity(d *Deal, a Activity, now time.Time) {
 }
 
 // addNew adds a deal opened now, with its contact and, when new, its organization.
-func (p *pipedriveAccount) addNew(d *Deal, now time.Time) {
+func (p *pipedriveAccount) addNew(d *Deal, now time.Time) error {
 	p.clock.set(now)
 	if _, ok := p.orgs[d.Account]; !ok {
 		o := p.srv.AddOrganization(pipedrivetest.Organization{Name: d.Account.Name, OwnerID: p.users[d.Owner], VisibleTo: 3,
@@ -208,7 +215,7 @@ func (p *pipedriveAccount) addNew(d *Deal, now time.Time) {
 	}
 	p.clock.set(time.Time{})
 	p.addLead(d.Contact)
-	p.addDeal(d, now)
+	return p.addDeal(d, now)
 }
 
 // update makes the account hold d as it is now: the activities just added (next steps

@@ -57,7 +57,10 @@ func Start(opts Options) (*Sandbox, error) {
 		s.Close()
 		return nil, fmt.Errorf("seeding the sandbox HubSpot portal: %w", err)
 	}
-	s.pipe.seed(c)
+	if err := s.pipe.seed(c); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("seeding the sandbox Pipedrive account: %w", err)
+	}
 	return s, nil
 }
 
