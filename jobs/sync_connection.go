@@ -76,13 +76,13 @@ func (w *SyncConnectionWorker) timeBudget() time.Duration {
 // Work runs the sync and turns its outcome into River's: snooze (rate limited, daily
 // limit, time budget: progress committed), cancel (re-authorization or a configuration fix
 // needed: no retry loop), or an error River retries with backoff. A run that changed data
-// enqueues detection for the connection in the transaction that records its success.
+// enqueues what follows (EnqueueAfterSyncTx) in the transaction that records its success.
 func (w *SyncConnectionWorker) Work(ctx context.Context, job *river.Job[SyncConnectionArgs]) error {
 	client := river.ClientFromContext[pgx.Tx](ctx)
 	res, err := w.Engine.Run(ctx, SyncRequest{
 		ConnectionID: job.Args.ConnectionID, Stream: job.Args.Stream, Mode: job.Args.Mode, TimeBudget: w.timeBudget(),
 		OnSucceededTxFunc: func(ctx context.Context, tx pgx.Tx, res SyncResult) error {
-			return EnqueueDetectTx(ctx, tx, client, res.ConnectionID)
+			return EnqueueAfterSyncTx(ctx, tx, client, res.ConnectionID, w.Engine.now())
 		},
 	})
 	switch res.Outcome {
@@ -94,4 +94,13 @@ func (w *SyncConnectionWorker) Work(ctx context.Context, job *river.Job[SyncConn
 		return river.JobCancel(err)
 	}
 	return err
+}
+
+// EnqueueAfterSyncTx enqueues, in the transaction that records a sync's success, what
+// follows changed data of a connection: detection and reminder planning.
+func EnqueueAfterSyncTx(ctx context.Context, tx pgx.Tx, inserter Inserter, connectionID int64, now time.Time) error {
+	if err := EnqueueDetectTx(ctx, tx, inserter, connectionID); err != nil {
+		return err
+	}
+	return EnqueuePlanReminders(ctx, tx, inserter, connectionID, now)
 }

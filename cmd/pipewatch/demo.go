@@ -24,13 +24,11 @@ import (
 	"github.com/pipewatch/pipewatch/connectors"
 	"github.com/pipewatch/pipewatch/internal/config"
 	"github.com/pipewatch/pipewatch/internal/credentials"
-	"github.com/pipewatch/pipewatch/internal/notify"
 	"github.com/pipewatch/pipewatch/internal/sandbox"
 	"github.com/pipewatch/pipewatch/internal/secrets"
 	"github.com/pipewatch/pipewatch/internal/web"
 	"github.com/pipewatch/pipewatch/jobs"
 	"github.com/pipewatch/pipewatch/migrations"
-	"github.com/pipewatch/pipewatch/pipeline/analytics"
 	"github.com/pipewatch/pipewatch/pipeline/store"
 )
 
@@ -160,37 +158,37 @@ func playDemo(ctx context.Context, stdout io.Writer, pool *pgxpool.Pool, o demoO
 	if err := d.applyConfig(ctx, box, keyNote); err != nil {
 		return err
 	}
-	deps := &jobs.Deps{Pool: pool, Logger: o.Logger, Console: d.out}
-	if err := addSyncDeps(deps); err != nil {
+	adminToken := os.Getenv("PIPEWATCH_ADMIN_TOKEN")
+	if adminToken == "" {
+		adminToken = randomHex(16)
+	}
+	rt, err := newRuntime(ctx, pool, o.Logger, runtimeOptions{
+		Jobs:        jobs.Config{Schema: o.Schema, SyncWorkers: 4, DetectWorkers: 1, NotifyWorkers: 2, MaintenanceWorkers: 1},
+		Credentials: &credentials.Store{Box: box},
+		Console:     d.out,
+		SlackToken:  o.SlackToken, SlackAPIURL: o.SlackAPIURL,
+		SlackSigningSecret: os.Getenv("SLACK_SIGNING_SECRET"),
+		Web:                web.Config{AdminToken: adminToken},
+	})
+	if err != nil {
 		return err
 	}
-	deps.Credentials = &credentials.Store{Box: box}
 	slackNote := "printed here (set SLACK_BOT_TOKEN to post them to a workspace)"
-	if o.SlackToken != "" {
-		deps.Slack = notify.NewSlackClient(o.SlackToken, o.SlackAPIURL)
+	if rt.deps.Slack != nil {
 		slackNote = "posted to your Slack workspace (SLACK_BOT_TOKEN)"
-		if err := d.routeSlack(ctx, deps.Slack); err != nil {
+		if err := d.routeSlack(ctx, rt.deps.Slack); err != nil {
 			return err
 		}
 		if o.SlackUser == "" {
 			slackNote += "; the sandbox people are not in it, so their DMs fail:\n             pass --slack-user you@example.com to get them"
 		}
 	}
-	d.engine = jobs.NewSyncEngine(deps)
-	client, err := jobs.NewClient(deps, jobs.Config{Schema: o.Schema, SyncWorkers: 4, DetectWorkers: 1, NotifyWorkers: 2, MaintenanceWorkers: 1})
-	if err != nil {
-		return err
-	}
+	d.engine = jobs.NewSyncEngine(rt.deps)
+	client, srv := rt.client, rt.srv
 	d.client = client
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	adminToken := os.Getenv("PIPEWATCH_ADMIN_TOKEN")
-	if adminToken == "" {
-		adminToken = randomHex(16)
-	}
-	srv := web.New(web.Config{Logger: o.Logger, AdminToken: adminToken, Ready: func(ctx context.Context) error { return ready(ctx, pool) }})
-	srv.HandleAdmin("GET /api/report", analytics.NewHandler(pool, o.Logger, nil))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(runCtx, o.Listener) }()
 	defer func() {
@@ -377,7 +375,7 @@ func (d *demo) firstSync(ctx context.Context) error {
 	if _, err := d.client.Insert(ctx, jobs.EnqueueSyncsArgs{}, nil); err != nil {
 		return fmt.Errorf("enqueueing the first syncs: %w", err)
 	}
-	if err := d.settle(ctx); err != nil {
+	if err := d.waitIdle(ctx); err != nil {
 		return err
 	}
 	if err := d.syncFailures(ctx, start); err != nil {
@@ -398,7 +396,7 @@ func (d *demo) minute(ctx context.Context) error {
 	if err := d.syncNow(ctx); err != nil {
 		return err
 	}
-	if err := d.settle(ctx); err != nil {
+	if err := d.waitIdle(ctx); err != nil {
 		return err
 	}
 	if err := d.syncFailures(ctx, start); err != nil {
@@ -449,19 +447,9 @@ func (d *demo) syncNow(ctx context.Context) error {
 	return nil
 }
 
-// settle waits until River has nothing left to do soon: no job available, running or
+// waitIdle waits until River has nothing left to do soon: no job available, running or
 // retrying, none scheduled within 20 seconds (deliveries held for quiet hours and
-// reminders due later don't count). Reminder planning is enqueued once the syncs are done.
-func (d *demo) settle(ctx context.Context) error {
-	if err := d.waitIdle(ctx); err != nil {
-		return err
-	}
-	if _, err := d.client.Insert(ctx, jobs.PlanRemindersArgs{}, nil); err != nil {
-		return fmt.Errorf("enqueueing reminder planning: %w", err)
-	}
-	return d.waitIdle(ctx)
-}
-
+// reminders due later don't count). Syncs enqueue detection and reminder planning.
 func (d *demo) waitIdle(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.Timeout)
 	defer cancel()
@@ -550,11 +538,6 @@ func (d *demo) live(ctx context.Context) error {
 				return nil
 			}
 			return err
-		}
-		// River's scheduler syncs the changes within the minute; plan the reminders of deals
-		// that entered proposal once those syncs are in.
-		if _, err := d.client.Insert(ctx, jobs.PlanRemindersArgs{}, &river.InsertOpts{ScheduledAt: time.Now().Add(45 * time.Second)}); err != nil {
-			return fmt.Errorf("enqueueing reminder planning: %w", err)
 		}
 		if err := d.newAlerts(ctx); err != nil {
 			return err

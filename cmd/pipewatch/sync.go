@@ -75,7 +75,7 @@ func runSync(ctx context.Context, a *app, args []string) error {
 	for _, c := range conns {
 		req := jobs.SyncRequest{
 			ConnectionID: c.ID, Stream: *stream, Mode: mode, AllowInactive: *name != "",
-			OnSucceededTxFunc: enqueueDetect(client),
+			OnSucceededTxFunc: enqueueAfterSync(client),
 		}
 		if *stream != "" {
 			res, _ := engine.Run(ctx, req)
@@ -92,9 +92,9 @@ func runSync(ctx context.Context, a *app, args []string) error {
 	return syncFailures(ctx, a, pool, results)
 }
 
-func enqueueDetect(inserter jobs.Inserter) func(context.Context, pgx.Tx, jobs.SyncResult) error {
+func enqueueAfterSync(inserter jobs.Inserter) func(context.Context, pgx.Tx, jobs.SyncResult) error {
 	return func(ctx context.Context, tx pgx.Tx, res jobs.SyncResult) error {
-		return jobs.EnqueueDetectTx(ctx, tx, inserter, res.ConnectionID)
+		return jobs.EnqueueAfterSyncTx(ctx, tx, inserter, res.ConnectionID, time.Now())
 	}
 }
 

@@ -35,20 +35,19 @@ func runWorker(ctx context.Context, a *app, args []string) error {
 	if err := migrations.Check(ctx, pool); err != nil {
 		return err
 	}
-	deps := &jobs.Deps{Pool: pool, Logger: a.logger}
-	if err := addSyncDeps(deps); err != nil {
-		return err
-	}
-	client, err := jobs.NewClient(deps, cfg)
+	rt, err := newRuntime(ctx, pool, a.logger, runtimeOptions{
+		Jobs:               cfg,
+		Console:            a.stdout,
+		SlackToken:         os.Getenv("SLACK_BOT_TOKEN"),
+		SlackAPIURL:        os.Getenv("SLACK_API_URL"),
+		SlackSigningSecret: os.Getenv("SLACK_SIGNING_SECRET"),
+		SlackOpsChannel:    os.Getenv("PIPEWATCH_SLACK_OPS_CHANNEL"),
+		Web:                web.Config{Addr: *addr, AdminToken: os.Getenv("PIPEWATCH_ADMIN_TOKEN")},
+	})
 	if err != nil {
 		return err
 	}
-	srv := web.New(web.Config{
-		Addr:       *addr,
-		Logger:     a.logger,
-		AdminToken: os.Getenv("PIPEWATCH_ADMIN_TOKEN"),
-		Ready:      func(ctx context.Context) error { return ready(ctx, pool) },
-	})
+	client, srv := rt.client, rt.srv
 
 	// ctx ends on SIGINT/SIGTERM (or when the HTTP server fails). River then stops
 	// fetching and gives running jobs its SoftStopTimeout to finish before their

@@ -198,7 +198,8 @@ func PlainText(m Message) string {
 		b.WriteString(m.Summary + "\n")
 	}
 	for _, f := range m.Facts {
-		fmt.Fprintf(&b, "  %s: %s\n", f.Label, f.Value)
+		// A value of several lines is indented under its label.
+		fmt.Fprintf(&b, "  %s: %s\n", f.Label, strings.ReplaceAll(f.Value, "\n", "\n    "))
 	}
 	if m.Link != nil {
 		fmt.Fprintf(&b, "%s: %s\n", linkText(m.Link), m.Link.URL)

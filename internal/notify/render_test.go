@@ -183,12 +183,15 @@ func blockTypes(blocks []blockJSON) []string {
 func ExamplePlainText() {
 	m := stalledDeal()
 	m.Items = []notify.Item{{Group: "Also idle", Text: "Beta — $12,000", URL: "https://crm.example/deal/2"}}
+	m.Facts = append(m.Facts, notify.Fact{Label: "Close-date history", Value: "2026-11-02: 2026-11-30 → 2026-12-15\n2026-11-20: 2026-12-15 → 2027-01-31"})
 	fmt.Print(notify.PlainText(m))
 	// Output:
 	// Stalled deal: Acme renewal
 	// No activity for 12 days in Proposal (threshold 5 business days). Log the next step or snooze.
 	//   Amount: $48,000
 	//   Stage: Proposal, 19 days
+	//   Close-date history: 2026-11-02: 2026-11-30 → 2026-12-15
+	//     2026-11-20: 2026-12-15 → 2027-01-31
 	// Open in HubSpot: https://app.hubspot.com/contacts/42/record/0-3/901
 	// Also idle
 	//   • Beta — $12,000 — https://crm.example/deal/2

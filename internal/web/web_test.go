@@ -13,12 +13,12 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
+	"github.com/pipewatch/pipewatch/internal/dbtest"
 	"github.com/pipewatch/pipewatch/internal/web"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { dbtest.Main(m) }
 
 func get(t *testing.T, h http.Handler, path, token string) (int, string) {
 	t.Helper()

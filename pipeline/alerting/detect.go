@@ -287,11 +287,15 @@ func (r *run) gate(ctx context.Context) error {
 			s.Evaluated = true
 		}
 		if !s.Evaluated {
-			allDealsFresh = allDealsFresh && !c.HasDeals
-			allLeadsFresh = allLeadsFresh && !c.HasLeads
+			// A connection that is not fresh makes org totals partial — also before its
+			// first sync, when it holds nothing yet. A paused one (removed from the config
+			// by revenue ops) only counts with the data it has.
+			mayHold := c.Status != "paused"
+			allDealsFresh = allDealsFresh && !c.HasDeals && !(mayHold && c.Kind != "mailchimp")
+			allLeadsFresh = allLeadsFresh && !c.HasLeads && !mayHold
 			r.logger.InfoContext(ctx, "detect: skipping connection", "connection", c.Name, "reason", s.Reason)
 		}
-		if s.Evaluated && (c.HasDeals || c.HasLeads) && (oldest.IsZero() || c.LastSyncedAt.Before(oldest)) {
+		if s.Evaluated && (oldest.IsZero() || c.LastSyncedAt.Before(oldest)) {
 			oldest = c.LastSyncedAt
 		}
 		if s.Evaluated && (r.opts.ConnectionID == 0 || r.opts.ConnectionID == c.ID) && c.Kind != "mailchimp" {
@@ -316,10 +320,11 @@ func (r *run) gate(ctx context.Context) error {
 		}
 	}
 	org := ScopeStatus{Name: "org rules (coverage shortfall, lead velocity drop)", DataAsOf: oldest}
-	if enabled[RuleCoverageShortfall] && allDealsFresh {
+	hasData := !oldest.IsZero() // at least one fresh connection
+	if enabled[RuleCoverageShortfall] && allDealsFresh && hasData {
 		r.scope.orgRules = append(r.scope.orgRules, string(RuleCoverageShortfall))
 	}
-	if enabled[RuleLeadVelocityDrop] && allLeadsFresh {
+	if enabled[RuleLeadVelocityDrop] && allLeadsFresh && hasData {
 		r.scope.orgRules = append(r.scope.orgRules, string(RuleLeadVelocityDrop))
 	}
 	switch {
@@ -333,6 +338,8 @@ func (r *run) gate(ctx context.Context) error {
 		}
 	case !enabled[RuleCoverageShortfall] && !enabled[RuleLeadVelocityDrop]:
 		org.Reason = "both rules are disabled"
+	case !hasData:
+		org.Reason = "no connection has synced yet"
 	default:
 		org.Reason = "some connections are not fresh (see above), so totals would be partial"
 	}

@@ -293,6 +293,29 @@ func TestDataQualityGate(t *testing.T) {
 		})
 	}
 
+	t.Run("OrgRulesWaitForTheFirstSyncs", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		b.rules(t, onlyRules("coverage_shortfall"))
+		b.exec(t, `INSERT INTO targets (team, period_start, period_end, amount, currency) VALUES ('east', '2026-04-01', '2026-06-30', 100000, 'USD')`)
+
+		rep := b.detect(t)
+		require.False(t, rep.Scopes[len(rep.Scopes)-1].Evaluated, "no connection at all: no totals to judge")
+		require.Equal(t, "no connection has synced yet", rep.Scopes[len(rep.Scopes)-1].Reason)
+
+		conn := b.connection(t, "crm", "hubspot", nil)
+		b.exec(t, `UPDATE connections SET last_synced_at = NULL WHERE id = $1`, conn)
+		rep = b.detect(t)
+		require.False(t, rep.Scopes[len(rep.Scopes)-1].Evaluated, "a CRM before its first sync holds no deals yet, but will")
+		require.Empty(t, b.alerts(t, ""), "an empty pipeline before the first sync is not a coverage shortfall")
+		require.Empty(t, b.notifications(t))
+
+		b.synced(t, conn)
+		rep = b.detect(t)
+		require.True(t, rep.Scopes[len(rep.Scopes)-1].Evaluated)
+		require.Len(t, b.alerts(t, "rule = 'coverage_shortfall'"), 1, "after the sync an empty pipeline is a real shortfall")
+	})
+
 	t.Run("FailedSyncFollowedBySuccessIsFine", func(t *testing.T) {
 		t.Parallel()
 		b, conn, _ := setupGate(t)

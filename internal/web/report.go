@@ -1,4 +1,4 @@
-package analytics
+package web
 
 import (
 	"encoding/json"
@@ -6,49 +6,52 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+
+	"github.com/pipewatch/pipewatch/pipeline/analytics"
 )
 
-// Handler serves the report as JSON: GET ?period=2026-Q4&scope=team:east (both optional:
-// the current quarter, the whole org). Bad parameters get 400, an unknown team, owner,
-// pipeline or connection 404, each with {"error": "..."}; the document is Report's JSON.
-type Handler struct {
-	db      DB
+// ReportHandler serves the pipeline report as JSON: GET ?period=2026-Q4&scope=team:east
+// (both optional: the current quarter, the whole org). Bad parameters get 400, an unknown
+// team, owner, pipeline or connection 404, each with {"error": "..."}; the document is
+// analytics.Report's JSON.
+type ReportHandler struct {
+	db      analytics.DB
 	logger  *slog.Logger
 	nowFunc func() time.Time
 }
 
-// NewHandler returns the report handler; nowFunc is the clock (nil = time.Now).
-func NewHandler(db DB, logger *slog.Logger, nowFunc func() time.Time) *Handler {
+// NewReportHandler returns the report handler; nowFunc is the clock (nil = time.Now).
+func NewReportHandler(db analytics.DB, logger *slog.Logger, nowFunc func() time.Time) *ReportHandler {
 	if nowFunc == nil {
 		nowFunc = time.Now
 	}
-	return &Handler{db: db, logger: logger, nowFunc: nowFunc}
+	return &ReportHandler{db: db, logger: logger, nowFunc: nowFunc}
 }
 
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (h *ReportHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed: use GET"})
 		return
 	}
 	now := h.nowFunc()
-	period := QuarterOf(now)
+	period := analytics.QuarterOf(now)
 	if s := r.URL.Query().Get("period"); s != "" {
-		p, err := ParsePeriod(s)
+		p, err := analytics.ParsePeriod(s)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		period = p
 	}
-	scope, err := ParseScope(r.URL.Query().Get("scope"))
+	scope, err := analytics.ParseScope(r.URL.Query().Get("scope"))
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	report, err := BuildReport(r.Context(), h.db, Request{Period: period, Scope: scope, Now: now})
+	report, err := analytics.BuildReport(r.Context(), h.db, analytics.Request{Period: period, Scope: scope, Now: now})
 	switch {
-	case errors.Is(err, ErrUnknownScope):
+	case errors.Is(err, analytics.ErrUnknownScope):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": err.Error()})
 		return
 	case err != nil:
