@@ -228,7 +228,7 @@ func (c *Connector) readProperties(ctx context.Context, objectType string, recor
 				r.props = make(map[string]json.RawMessage, len(props))
 			}
 			for _, p := range props {
-				if v, ok := b.Properties[p]; ok {
+				if v, ok := b.Properties[p]; ok && string(v) != "null" { // unset: see dropNulls
 					r.props[p] = v
 				}
 			}

@@ -78,6 +78,12 @@ func decodeRecord(entity pipeline.Entity, index int, raw json.RawMessage, waterm
 		return nil, &connectors.SkippedRecord{Entity: entity, ExternalID: id, Reason: fmt.Sprintf("id %q is not numeric", id)}
 	}
 	r := &record{id: id, numID: n, raw: raw, props: b.Properties, body: b}
+	// Search answers carry every requested property, unset ones as null; list answers leave
+	// unset ones out. Dropping the nulls keeps Raw the same for both, so a full re-read of
+	// unchanged records writes nothing.
+	if dropNulls(b.Properties) {
+		r.raw = withProperties(raw, b.Properties)
+	}
 	if len(b.Associations) > 0 {
 		r.associations = make(map[string][]string, len(b.Associations))
 		for typ, a := range b.Associations {
@@ -267,4 +273,16 @@ func midnightUTC(t time.Time) time.Time {
 	}
 	y, m, d := t.UTC().Date()
 	return time.Date(y, m, d, 0, 0, 0, 0, time.UTC)
+}
+
+// dropNulls deletes the null values of props and reports whether there were any.
+func dropNulls(props map[string]json.RawMessage) bool {
+	dropped := false
+	for k, v := range props {
+		if string(v) == "null" {
+			delete(props, k)
+			dropped = true
+		}
+	}
+	return dropped
 }

@@ -1,6 +1,7 @@
 package hubspot_test
 
 import (
+	"encoding/json"
 	"slices"
 	"testing"
 	"time"
@@ -291,4 +292,30 @@ func first(ids []string) string {
 		return ""
 	}
 	return slices.MinFunc(ids, connectortest.CompareIDs)
+}
+
+func TestRawIsTheSameForSearchAndList(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOptions{fast: true, config: hubspot.Config{Lag: -time.Second}})
+	e.fake.GenerateOwners(2)
+	e.fake.GenerateDeals(40, hubspottest.GenerateOptions{})
+
+	searched, skipped, _ := e.read(t, hubspot.StreamDeals, connectors.Incremental, "", time.Now().Add(time.Hour))
+	require.Empty(t, skipped)
+	listed, skipped, _ := e.read(t, hubspot.StreamDeals, connectors.Full, "", time.Now().Add(time.Hour))
+	require.Empty(t, skipped)
+	require.Len(t, searched.Deals, 40)
+	require.Len(t, listed.Deals, 40)
+
+	byID := map[string]json.RawMessage{}
+	for _, d := range listed.Deals {
+		byID[d.ExternalID] = d.Raw
+	}
+	for _, d := range searched.Deals {
+		var fromSearch, fromList map[string]any
+		require.NoError(t, json.Unmarshal(d.Raw, &fromSearch))
+		require.NoError(t, json.Unmarshal(byID[d.ExternalID], &fromList))
+		require.Equal(t, fromList["properties"], fromSearch["properties"],
+			"deal %s: an unchanged deal must be stored the same whichever endpoint read it", d.ExternalID)
+	}
 }
