@@ -103,7 +103,10 @@ func Check(ctx context.Context, pool *pgxpool.Pool) error {
 }
 
 func newProvider(db *sql.DB) (*goose.Provider, error) {
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, FS, goose.WithDisableGlobalRegistry(true))
+	// Out-of-order application: each area of the code numbers its migrations in its own
+	// range, so a database may already hold a higher version when a lower one is added.
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, FS,
+		goose.WithDisableGlobalRegistry(true), goose.WithAllowOutofOrder(true))
 	if err != nil {
 		return nil, fmt.Errorf("loading app migrations: %w", err)
 	}

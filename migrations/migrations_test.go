@@ -83,6 +83,17 @@ func TestUp(t *testing.T) {
 		}
 	})
 
+	t.Run("AMissingLowerVersionIsPending", func(t *testing.T) {
+		t.Parallel()
+		_, pool := dbtest.EmptySchema(ctx, t)
+		require.NoError(t, migrations.Up(ctx, pool, logger))
+		// A database that got 00031+ before 00030 existed (areas number in their own ranges).
+		_, err := pool.Exec(ctx, `DELETE FROM goose_db_version WHERE version_id = 30`)
+		require.NoError(t, err)
+		require.ErrorIs(t, migrations.Check(ctx, pool), migrations.ErrPending,
+			"readiness must not pass with a lower version unapplied")
+	})
+
 	t.Run("IdempotentAndConcurrent", func(t *testing.T) {
 		t.Parallel()
 		_, pool := dbtest.EmptySchema(ctx, t)
