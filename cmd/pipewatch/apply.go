@@ -10,6 +10,7 @@ import (
 	"github.com/pipewatch/pipewatch/internal/config"
 	"github.com/pipewatch/pipewatch/internal/secrets"
 	"github.com/pipewatch/pipewatch/migrations"
+	"github.com/pipewatch/pipewatch/pipeline/analytics"
 )
 
 func runApply(ctx context.Context, a *app, args []string) error {
@@ -61,6 +62,24 @@ func runApply(ctx context.Context, a *app, args []string) error {
 	}
 	if *dryRun {
 		fmt.Fprintln(a.stdout, "dry run: nothing was written")
+		return nil
+	}
+	return warnUnmappedStages(ctx, a, pool)
+}
+
+// warnUnmappedStages lists the synced stages no standard stage covers: their deals are
+// left out of stage-based metrics and rules until stage_map maps them.
+func warnUnmappedStages(ctx context.Context, a *app, db analytics.Querier) error {
+	stages, err := analytics.UnmappedStages(ctx, db, analytics.Scope{Kind: analytics.ScopeAll})
+	if err != nil {
+		return err
+	}
+	if len(stages) == 0 {
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "warning: %d synced stages map to no standard stage; add them to the connection's stage_map:\n", len(stages))
+	for _, s := range stages {
+		fmt.Fprintf(a.stdout, "  %s: %q (id %s, pipeline %q, %d open deals)\n", s.Connection, s.Name, s.ExternalID, s.Pipeline, s.OpenDeals)
 	}
 	return nil
 }

@@ -244,6 +244,17 @@ func TestApplyCommand(t *testing.T) {
 		require.Equal(t, before, snapshot())
 	})
 
+	t.Run("WarnsAboutUnmappedStages", func(t *testing.T) {
+		_, err := pool.Exec(ctx, `INSERT INTO stages (connection_id, external_id, name)
+			SELECT id, '777', 'Legal review' FROM connections WHERE name = 'hubspot-main'`)
+		require.NoError(t, err)
+		code, stdout, stderr := pipewatch(t, bin, env, "apply", "-f", valid)
+		require.Equal(t, 0, code, stderr)
+		require.Equal(t, "no changes: the database already matches the file\n"+
+			"warning: 1 synced stages map to no standard stage; add them to the connection's stage_map:\n"+
+			"  hubspot-main: \"Legal review\" (id 777, pipeline \"\", 0 open deals)\n", stdout)
+	})
+
 	t.Run("Usage", func(t *testing.T) {
 		code, _, stderr := pipewatch(t, bin, env, "apply")
 		require.Equal(t, 2, code)

@@ -15,6 +15,7 @@ import (
 	"github.com/pipewatch/pipewatch/internal/credentials"
 	"github.com/pipewatch/pipewatch/internal/dbtest"
 	"github.com/pipewatch/pipewatch/internal/secrets"
+	"github.com/pipewatch/pipewatch/pipeline"
 )
 
 func TestMain(m *testing.M) { dbtest.Main(m) }
@@ -181,6 +182,34 @@ target ana@example.com 2026-Q4 USD: updated (250000 → 500000)
 applied 3 changes
 `, out)
 		require.Equal(t, "pat-na1-rotated-by-a-person", storedCredentials(t, b, "hubspot-main").Token)
+	})
+
+	t.Run("StageMapChangeRemapsSyncedStagesAtOnce", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		apply(t, b, load(t, b))
+		id := connectionID(t, b, "hubspot-main")
+		_, err := b.tx.Exec(ctx, `INSERT INTO stages (connection_id, external_id, name, canonical_stage, is_closed, is_won) VALUES
+			($1, '101', 'Pilot running', 'proposal', false, false),
+			($1, '102', 'Won back', 'closed_won', true, true),
+			($1, '103', 'Legal review', NULL, false, false)`, id)
+		require.NoError(t, err)
+
+		f := load(t, b)
+		f.Connections[0].Config.StageMap = pipeline.StageMap{
+			"101":          pipeline.StageNegotiation, // by id
+			"Legal review": pipeline.StageClosing,     // by name
+			"102":          pipeline.StageClosedLost,  // a won stage can't become lost
+		}
+		out := apply(t, b, f)
+		require.Contains(t, out, "connection hubspot-main: updated (stage_map), 2 synced stages remapped now")
+		rows, err := b.tx.Query(ctx, `SELECT external_id, coalesce(canonical_stage, '') FROM stages WHERE connection_id = $1 ORDER BY external_id`, id)
+		require.NoError(t, err)
+		got := map[string]string{}
+		var ext, canonical string
+		_, err = pgx.ForEachRow(rows, []any{&ext, &canonical}, func() error { got[ext] = canonical; return nil })
+		require.NoError(t, err)
+		require.Equal(t, map[string]string{"101": "negotiation", "102": "closed_won", "103": "closing"}, got)
 	})
 
 	t.Run("RotatedRefreshTokenSurvivesReapply", func(t *testing.T) {

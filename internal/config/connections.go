@@ -252,6 +252,14 @@ func upsertConnection(ctx context.Context, tx *Tx, c Connection) (int64, string,
 		if _, err := tx.Exec(ctx, `UPDATE connections SET config = $2, updated_at = now() WHERE id = $1`, id, doc); err != nil {
 			return 0, "", fmt.Errorf("updating connection %s: %w", c.Name, err)
 		}
+		if slices.Contains(fields, "stage_map") {
+			n, err := remapStages(ctx, tx, id, c.Config.StageMap)
+			if err != nil {
+				return 0, "", fmt.Errorf("remapping the stages of connection %s: %w", c.Name, err)
+			}
+			what = append(what, fmt.Sprintf("%d synced stages remapped now (an override removed from stage_map "+
+				"gives way to the vendor default at the next full sync)", n))
+		}
 	}
 	if status == "paused" {
 		what = append(what, "resumed")
@@ -401,4 +409,39 @@ func saveAppliedRefreshToken(ctx context.Context, tx *Tx, box *secrets.Box, id i
 		return fmt.Errorf("recording the applied refresh token: %w", err)
 	}
 	return nil
+}
+
+// remapStages applies m to the stages already synced for connection id, so a stage_map
+// change shows in reports and rules at once instead of at the next sync. It returns how
+// many stages changed.
+func remapStages(ctx context.Context, tx *Tx, id int64, m pipeline.StageMap) (int, error) {
+	rows, err := tx.Query(ctx, `SELECT id, external_id, coalesce(name, ''), is_closed, is_won, coalesce(canonical_stage, '')
+		FROM stages WHERE connection_id = $1`, id)
+	if err != nil {
+		return 0, err
+	}
+	type remap struct {
+		id        int64
+		canonical pipeline.CanonicalStage
+	}
+	var changes []remap
+	var (
+		stageID int64
+		s       pipeline.Stage
+	)
+	_, err = pgx.ForEachRow(rows, []any{&stageID, &s.ExternalID, &s.Name, &s.IsClosed, &s.IsWon, &s.Canonical}, func() error {
+		if c := m.Resolve(s); c != s.Canonical {
+			changes = append(changes, remap{stageID, c})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, ch := range changes {
+		if _, err := tx.Exec(ctx, `UPDATE stages SET canonical_stage = NULLIF($2, '') WHERE id = $1`, ch.id, string(ch.canonical)); err != nil {
+			return 0, err
+		}
+	}
+	return len(changes), nil
 }
