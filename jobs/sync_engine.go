@@ -251,6 +251,8 @@ type run struct {
 	progress store.RunProgress
 	res      *SyncResult
 	skipped  []string
+	// warnings are kept in sync_runs.error of a run that still succeeded.
+	warnings []string
 	// onSucceeded runs in the transaction that records a successful run that wrote rows.
 	onSucceeded func(ctx context.Context, tx pgx.Tx, res SyncResult) error
 }
@@ -406,6 +408,7 @@ func (r *run) commit(ctx context.Context, batch *pipeline.Batch, seen store.Seen
 			var tombstoned int64
 			tombstoned, err = r.recon.Finish(ctx, tx, seen, r.stream.Entities, r.reconcile, now)
 			counts.Deleted += tombstoned
+			r.warnings = r.recon.Refused
 		case r.recon != nil:
 			if !r.reconcile {
 				seen = nil
@@ -475,6 +478,10 @@ func (e *SyncEngine) finish(ctx context.Context, r *run, err error) (SyncResult,
 	}
 	if s := r.skippedSummary(); s != "" {
 		errText = append(errText, s)
+	}
+	for _, w := range r.warnings {
+		r.log.ErrorContext(ctx, "sync: "+w)
+		errText = append(errText, w)
 	}
 	// The run's end, the connection's state and what the success causes (detection)
 	// commit together.

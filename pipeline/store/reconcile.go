@@ -66,6 +66,9 @@ type Reconciliation struct {
 	StartedAt time.Time
 	// Resumed is true when an interrupted read is being continued.
 	Resumed bool
+	// Refused explains, after Finish, each table whose tombstoning was refused because
+	// it would have deleted most of its rows (see massTombstone).
+	Refused []string
 
 	stored bool
 }
@@ -148,6 +151,21 @@ WHERE t.connection_id = $1 AND t.deleted_at IS NULL AND t.synced_at < $4
                   WHERE s.connection_id = $1 AND s.stream = $2 AND s.entity = $3 AND s.external_id = t.external_id)
   AND NOT EXISTS (SELECT 1 FROM pw_seen f WHERE f.entity = $3 AND f.external_id = t.external_id)`
 
+// countUnseenSQL counts what tombstoneUnseenSQL would tombstone, and the live rows.
+const countUnseenSQL = `SELECT count(*) FILTER (WHERE t.synced_at < $4
+         AND NOT EXISTS (SELECT 1 FROM sync_reconciliation_seen s
+                         WHERE s.connection_id = $1 AND s.stream = $2 AND s.entity = $3 AND s.external_id = t.external_id)
+         AND NOT EXISTS (SELECT 1 FROM pw_seen f WHERE f.entity = $3 AND f.external_id = t.external_id)),
+       count(*)
+FROM %s t WHERE t.connection_id = $1 AND t.deleted_at IS NULL`
+
+// massTombstone reports whether tombstoning unseen of live rows looks like a broken read
+// (an empty answer, a token that lost a scope) rather than deletions: more than half of at
+// least 20 rows. Deletions that large come through the vendors' deletion streams instead.
+func massTombstone(unseen, live int64) bool {
+	return live >= 20 && unseen*2 > live
+}
+
 // Finish ends the read after its last page, in the transaction that commits that page.
 // With tombstone, the rows of entities that were seen neither in earlier batches nor in
 // seen (the last batch) are tombstoned; it returns how many. The stored state is removed.
@@ -168,6 +186,18 @@ func (r *Reconciliation) Finish(ctx context.Context, tx pgx.Tx, seen Seen, entit
 		for _, e := range entities {
 			if _, ok := specByEntity[e]; !ok {
 				return 0, fmt.Errorf("reconciling %s: unknown entity %q", r.Stream, e)
+			}
+			var unseen, live int64
+			if err := tx.QueryRow(ctx, fmt.Sprintf(countUnseenSQL, e), r.ConnectionID, r.Stream, string(e), r.StartedAt).
+				Scan(&unseen, &live); err != nil {
+				return 0, fmt.Errorf("counting %s not seen by the %s reconciliation: %w", e, r.Stream, err)
+			}
+			if massTombstone(unseen, live) {
+				r.Refused = append(r.Refused, fmt.Sprintf("the %s reconciliation did not tombstone %d of %d %s: a full read "+
+					"that misses most records is more likely a vendor or permission problem than a mass deletion; "+
+					"check the connection, then run `pipewatch sync --stream %s --full` again (records deleted at the "+
+					"vendor still arrive through the deletion streams)", r.Stream, unseen, live, e, r.Stream))
+				continue
 			}
 			tag, err := tx.Exec(ctx, fmt.Sprintf(tombstoneUnseenSQL, e), r.ConnectionID, r.Stream, string(e), r.StartedAt, now)
 			if err != nil {

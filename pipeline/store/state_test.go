@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -165,6 +166,31 @@ func TestReconciliation(t *testing.T) {
 		}))
 		require.EqualValues(t, 1, deleted)
 		require.EqualValues(t, 0, count(ctx, t, b.tx, `SELECT count(*) FROM sync_reconciliations`))
+	})
+
+	t.Run("AReadMissingMostRecordsTombstonesNothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		var deals []pipeline.Deal
+		for i := range 30 {
+			deals = append(deals, pipeline.Deal{Record: rec(fmt.Sprintf("more-%d", i), t0)})
+		}
+		more := pipeline.Batch{Deals: deals}
+		write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &more, SyncedAt: t0})
+
+		r, err := store.ResumeReconciliation(ctx, b.tx, b.connID, "deals", t0.Add(time.Hour), 7*24*time.Hour)
+		require.NoError(t, err)
+		var deleted int64
+		require.NoError(t, begin(t, b, func(tx pgx.Tx) error {
+			// An answer that lost most records (a token without a scope, an empty page).
+			deleted, err = r.Finish(ctx, tx, store.Seen{pipeline.EntityDeals: {"d1", "d2"}}, []pipeline.Entity{pipeline.EntityDeals}, true, t0.Add(time.Hour))
+			return err
+		}))
+		require.Zero(t, deleted)
+		require.EqualValues(t, 0, count(ctx, t, b.tx, `SELECT count(*) FROM deals WHERE deleted_at IS NOT NULL`))
+		require.Len(t, r.Refused, 1)
+		require.Contains(t, r.Refused[0], "did not tombstone 32 of 34 deals")
+		require.EqualValues(t, 0, count(ctx, t, b.tx, `SELECT count(*) FROM sync_reconciliations`), "the read is over; the next starts afresh")
 	})
 
 	t.Run("OverlappingReadsCannotBothAdvance", func(t *testing.T) {
