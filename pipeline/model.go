@@ -96,6 +96,12 @@ type Lead struct {
 	SQLAt           time.Time
 	ConvertedAt     time.Time
 	OwnerExternalID string
+	// ConvertedDealExternalID is the vendor id of the deal the lead converted into ("" =
+	// none known); the store resolves it to leads.converted_deal_id, at once or when the
+	// deal arrives. A connector that sets it also sets Status LeadConverted and ConvertedAt
+	// (the vendor's conversion time, else the deal's creation) unless the vendor's own
+	// status says otherwise; the store writes the three as given.
+	ConvertedDealExternalID string
 }
 
 // Pipeline is a sequence of stages deals move through.

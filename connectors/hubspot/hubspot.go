@@ -7,7 +7,8 @@
 //	owners, archived_owners        active owners; reps who left (Active false)
 //	pipelines                      deal pipelines and their stages (reconcilable)
 //	companies, contacts, deals     incremental search; Full = list (reconcilable);
-//	                               contacts also yield the leads among them
+//	                               contacts also yield the leads among them, linked to
+//	                               the deal each converted into (contact→deal associations)
 //	calls, emails, meetings,       incremental search → activities linked to a deal and a
 //	notes, tasks                   contact (not reconcilable: they share one table)
 //	archived_<type>                deletions, for companies, contacts, deals and each
@@ -15,9 +16,14 @@
 //
 // Incremental streams use the search API ordered by last-modified time with keyset paging
 // that never loses or repeats records sharing a millisecond and never pages into the
-// 10,000-result cap; Full reads (reconciliation) use the list endpoints. Authentication,
-// retries and rate limiting live in the *http.Client (connectors.NewHTTPClient with
-// RateLimits and a bearer or OAuth token source); see ExampleNew for the wiring.
+// 10,000-result cap; Full reads (reconciliation) use the list endpoints. A search page
+// costs one more request per association type it needs (engagements: deals and contacts;
+// contacts: the deals of the leads among them, which Full lists answer inline), and a
+// contacts page one more per 100 deals when a lead has several deals or no lifecycle
+// conversion date (the deals' creation times decide the link); a run that finds no
+// changed records makes one request per stream. Authentication, retries and rate
+// limiting live in the *http.Client (connectors.NewHTTPClient with RateLimits and a
+// bearer or OAuth token source); see ExampleNew for the wiring.
 package hubspot
 
 import (

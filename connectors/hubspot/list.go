@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/pipewatch/pipewatch/connectors"
 	"github.com/pipewatch/pipewatch/pipeline"
@@ -236,6 +237,41 @@ func (c *Connector) readProperties(ctx context.Context, objectType string, recor
 		}
 	}
 	return nil
+}
+
+// readCreated batch-reads the creation time of the objectType records ids (POST
+// /crm/v3/objects/{type}/batch/read, 100 per request). Ids the read does not return
+// (archived or gone: a 207 answer names them) are absent from the map.
+func (c *Connector) readCreated(ctx context.Context, objectType string, ids []string) (map[string]time.Time, error) {
+	type input struct {
+		ID string `json:"id"`
+	}
+	created := make(map[string]time.Time, len(ids))
+	entity := entityOf(objectType)
+	for chunk := range slices.Chunk(ids, batchReadMax) {
+		body := struct {
+			Inputs     []input  `json:"inputs"`
+			Properties []string `json:"properties"`
+		}{Properties: []string{"createdate"}}
+		for _, id := range chunk {
+			body.Inputs = append(body.Inputs, input{ID: id})
+		}
+		var out pageBody
+		path := "/crm/v3/objects/" + objectType + "/batch/read"
+		if _, err := c.call(ctx, "POST", path, url.Values{"archived": {"false"}}, body, &out); err != nil {
+			return nil, fmt.Errorf("reading the creation time of %d %s: %w", len(chunk), objectType, err)
+		}
+		for i, raw := range out.Results {
+			r, skipped := decodeRecord(entity, i, raw, "")
+			if skipped != nil {
+				continue
+			}
+			if at := r.base().CreatedAt; !at.IsZero() {
+				created[r.id] = at
+			}
+		}
+	}
+	return created, nil
 }
 
 // withProperties returns the object payload raw with its properties replaced by props, so

@@ -29,7 +29,11 @@ var contactProperties = []string{
 }
 
 // mapContact maps a contact, and a lead when the contact reached a marketing- or
-// sales-qualified lifecycle stage (HubSpot keeps leads as contacts).
+// sales-qualified lifecycle stage (HubSpot keeps leads as contacts). A lead with an
+// associated deal converted into its earliest-created one (see linkConvertedDeals): it is
+// converted whatever its lifecycle stage or lead status says, like a contact HubSpot moved
+// to the opportunity stage, and converted at its opportunity (or customer) date, else at the
+// deal's creation.
 func mapContact(r *record, b *pipeline.Batch) {
 	base := r.base()
 	name := strings.TrimSpace(r.str("firstname") + " " + r.str("lastname"))
@@ -37,16 +41,15 @@ func mapContact(r *record, b *pipeline.Batch) {
 	b.Contacts = append(b.Contacts, pipeline.Contact{
 		Record: base, Email: email, Name: name, AccountExternalID: r.str("associatedcompanyid"), OwnerExternalID: owner,
 	})
+	if !isLead(r) {
+		return
+	}
 	stage := strings.ToLower(r.str("lifecyclestage"))
 	mqlAt := r.time("hs_lifecyclestage_marketingqualifiedlead_date")
 	sqlAt := r.time("hs_lifecyclestage_salesqualifiedlead_date")
-	convertedAt := earliest(r.time("hs_lifecyclestage_opportunity_date"), r.time("hs_lifecyclestage_customer_date"))
-	if mqlAt.IsZero() && sqlAt.IsZero() && stage != "marketingqualifiedlead" && stage != "salesqualifiedlead" {
-		return
-	}
 	status := pipeline.LeadNew
 	switch {
-	case stage == "opportunity" || stage == "customer" || stage == "evangelist":
+	case stage == "opportunity" || stage == "customer" || stage == "evangelist" || r.convertedDeal.id != "":
 		status = pipeline.LeadConverted
 	case strings.EqualFold(r.str("hs_lead_status"), "UNQUALIFIED"):
 		status = pipeline.LeadDisqualified
@@ -55,13 +58,97 @@ func mapContact(r *record, b *pipeline.Batch) {
 	case stage == "marketingqualifiedlead" || !mqlAt.IsZero():
 		status = pipeline.LeadMQL
 	}
-	if status != pipeline.LeadConverted {
-		convertedAt = time.Time{}
+	var convertedAt time.Time
+	if status == pipeline.LeadConverted {
+		convertedAt = cmp.Or(lifecycleConversion(r), r.convertedDeal.created)
 	}
 	b.Leads = append(b.Leads, pipeline.Lead{
 		Record: base, Email: email, Name: name, Source: strings.ToLower(r.str("hs_analytics_source")), Status: status,
 		MQLAt: mqlAt, SQLAt: sqlAt, ConvertedAt: convertedAt, OwnerExternalID: owner,
+		ConvertedDealExternalID: r.convertedDeal.id,
 	})
+}
+
+// isLead reports whether a contact is a lead: it reached the marketing- or sales-qualified
+// lifecycle stage.
+func isLead(r *record) bool {
+	stage := strings.ToLower(r.str("lifecyclestage"))
+	return stage == "marketingqualifiedlead" || stage == "salesqualifiedlead" ||
+		r.has("hs_lifecyclestage_marketingqualifiedlead_date") || r.has("hs_lifecyclestage_salesqualifiedlead_date")
+}
+
+// lifecycleConversion is when a contact became an opportunity (or a customer, when it
+// skipped that stage); zero when it has neither date.
+func lifecycleConversion(r *record) time.Time {
+	return earliest(r.time("hs_lifecyclestage_opportunity_date"), r.time("hs_lifecyclestage_customer_date"))
+}
+
+// linkConvertedDeals sets the converted deal of the leads among records: the
+// earliest-created of the deals associated with the contact (the lowest id among those
+// created in the same millisecond). The deals' creation times are batch-read only when
+// they decide something: a lead with several deals, or one without a lifecycle conversion
+// date (its ConvertedAt is then the deal's creation). Associated deals the batch read does
+// not return (archived meanwhile) are left out; a lone deal whose time decides nothing is
+// linked as associated (a tombstoned deal never counts as won).
+//
+// The link is read with the contact, so it shows when the contact changes after the deal
+// is associated (HubSpot's lifecycle sync moves it to the opportunity stage) or at the
+// next Full read of contacts, which lists associations inline.
+func (c *Connector) linkConvertedDeals(ctx context.Context, records []*record) error {
+	var leads []*record
+	var unread []string
+	seen := map[string]bool{}
+	for _, r := range records {
+		deals := r.associations["deals"]
+		if len(deals) == 0 || !isLead(r) {
+			continue
+		}
+		if len(deals) == 1 && !lifecycleConversion(r).IsZero() {
+			r.convertedDeal = dealLink{id: deals[0]}
+			continue
+		}
+		leads = append(leads, r)
+		for _, id := range deals {
+			if !seen[id] {
+				seen[id] = true
+				unread = append(unread, id)
+			}
+		}
+	}
+	if len(unread) == 0 {
+		return nil
+	}
+	created, err := c.readCreated(ctx, "deals", unread)
+	if err != nil {
+		return err
+	}
+	for _, r := range leads {
+		for _, id := range r.associations["deals"] {
+			at, ok := created[id]
+			if !ok {
+				continue
+			}
+			link := dealLink{id: id, created: at}
+			if r.convertedDeal.id == "" || link.before(r.convertedDeal) {
+				r.convertedDeal = link
+			}
+		}
+	}
+	return nil
+}
+
+// dealLink is the deal a lead converted into.
+type dealLink struct {
+	id      string
+	created time.Time // zero when it was not read
+}
+
+// before orders deals by creation, then numeric id.
+func (l dealLink) before(o dealLink) bool {
+	if c := l.created.Compare(o.created); c != 0 {
+		return c < 0
+	}
+	return compareIDs(l.id, o.id) < 0
 }
 
 func earliest(ts ...time.Time) time.Time {
@@ -276,6 +363,16 @@ func noteSubject(body string) string {
 		}
 	}
 	return ""
+}
+
+// compareIDs orders HubSpot ids numerically (as text when one is not a number).
+func compareIDs(a, b string) int {
+	x, errX := strconv.ParseInt(a, 10, 64)
+	y, errY := strconv.ParseInt(b, 10, 64)
+	if errX != nil || errY != nil {
+		return strings.Compare(a, b)
+	}
+	return cmp.Compare(x, y)
 }
 
 // lowestID picks the smallest numeric id, so a record linked to several gets a stable one.

@@ -58,7 +58,9 @@ type record struct {
 	body         objectBody
 	modified     time.Time
 	associations map[string][]string
-	err          error
+	// convertedDeal is the deal a lead contact converted into (contacts only).
+	convertedDeal dealLink
+	err           error
 }
 
 // decodeRecord decodes one result. Records whose id is missing or not numeric, or whose
@@ -83,6 +85,11 @@ func decodeRecord(entity pipeline.Entity, index int, raw json.RawMessage, waterm
 	// unchanged records writes nothing.
 	if dropNulls(b.Properties) {
 		r.raw = withProperties(raw, b.Properties)
+	}
+	if bytes.Contains(raw, []byte(`"associations"`)) {
+		// Lists answer associations inline, searches never: Raw is the object without them
+		// either way.
+		r.raw = withoutField(r.raw, "associations")
 	}
 	if len(b.Associations) > 0 {
 		r.associations = make(map[string][]string, len(b.Associations))
@@ -285,4 +292,21 @@ func dropNulls(props map[string]json.RawMessage) bool {
 		}
 	}
 	return dropped
+}
+
+// withoutField returns the object payload raw without its field name.
+func withoutField(raw json.RawMessage, name string) json.RawMessage {
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(raw, &fields) != nil {
+		return raw
+	}
+	if _, ok := fields[name]; !ok {
+		return raw
+	}
+	delete(fields, name)
+	out, err := json.Marshal(fields)
+	if err != nil {
+		return raw
+	}
+	return out
 }

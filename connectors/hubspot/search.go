@@ -36,8 +36,13 @@ type objectSpec struct {
 	// complete, when the properties were not complete, reads the properties records lack
 	// (asked lists what was asked).
 	complete func(ctx context.Context, records []*record, asked []string) error
-	// associations are the object types whose associated ids mapRecord needs.
+	// associations are the object types whose associated ids mapRecord needs: asked inline
+	// by lists, batch-read after searches for the records associate accepts (nil: all).
 	associations []string
+	associate    func(r *record) bool
+	// link, when set, runs on every page's records after their associations are known and
+	// before they are mapped (it may read more).
+	link func(ctx context.Context, records []*record) error
 	// mapRecord appends r's pipeline records to b; it records bad fields in r.err.
 	mapRecord func(r *record, b *pipeline.Batch)
 }
@@ -55,7 +60,9 @@ func (c *Connector) objectSpecs() []objectSpec {
 		{
 			stream: StreamContacts, objectType: "contacts", watermark: "lastmodifieddate",
 			entities: []pipeline.Entity{pipeline.EntityContacts, pipeline.EntityLeads}, reconcile: true,
-			properties: fixed(contactProperties...), mapRecord: mapContact,
+			properties:   fixed(contactProperties...),
+			associations: []string{"deals"}, associate: isLead, link: c.linkConvertedDeals,
+			mapRecord: mapContact,
 		},
 		{
 			stream: StreamDeals, objectType: "deals", watermark: "hs_lastmodifieddate",
@@ -322,16 +329,22 @@ func (c *Connector) fetchObjects(ctx context.Context, spec objectSpec, page *con
 	return pb, resp, records, nil
 }
 
-// mapRecords fetches the associations spec needs and maps records into page.
+// mapRecords fetches the associations spec needs, runs spec.link and maps records into
+// page. Associations cost one batch read per associated type for the page's records that
+// need them and were not read inline, none when there are no such records.
 func (c *Connector) mapRecords(ctx context.Context, spec objectSpec, records []*record, page *connectors.Page) error {
-	if len(spec.associations) > 0 && len(records) > 0 {
-		ids := make([]string, 0, len(records))
+	if len(spec.associations) > 0 {
+		var need []*record
 		for _, r := range records {
-			if r.associations == nil {
-				ids = append(ids, r.id)
+			if r.associations == nil && (spec.associate == nil || spec.associate(r)) {
+				need = append(need, r)
 			}
 		}
-		if len(ids) > 0 {
+		if len(need) > 0 {
+			ids := make([]string, len(need))
+			for i, r := range need {
+				ids[i] = r.id
+			}
 			found := make(map[string]map[string][]string, len(spec.associations))
 			for _, to := range spec.associations {
 				m, err := c.readAssociations(ctx, spec.objectType, to, ids)
@@ -340,15 +353,17 @@ func (c *Connector) mapRecords(ctx context.Context, spec objectSpec, records []*
 				}
 				found[to] = m
 			}
-			for _, r := range records {
-				if r.associations != nil {
-					continue
-				}
+			for _, r := range need {
 				r.associations = make(map[string][]string, len(found))
 				for to, m := range found {
 					r.associations[to] = m[r.id]
 				}
 			}
+		}
+	}
+	if spec.link != nil && len(records) > 0 {
+		if err := spec.link(ctx, records); err != nil {
+			return err
 		}
 	}
 	for _, r := range records {

@@ -442,6 +442,12 @@ func mapUser(u v1User, raw json.RawMessage) (pipeline.Owner, error) {
 // mapLead maps a v1 lead. The Leads Inbox holds leads until they are archived (not a fit:
 // disqualified) or converted to a deal (the lead leaves the inbox); Pipedrive has no MQL/SQL
 // stages, so a lead in the inbox is new.
+//
+// Pipedrive leads carry no ConvertedDealExternalID: the public contract has no lead → deal
+// link to read. A converted lead is deleted (it leaves GET /v1/leads); a deal names no lead
+// (origin and origin_id say how and by which integration it was created); and only
+// GET /api/v2/leads/{id}/convert/status/{conversion_id} returns the new deal_id, for the
+// caller that started the conversion (it alone knows conversion_id), for a few days.
 func mapLead(l v1Lead, raw json.RawMessage) (pipeline.Lead, error) {
 	if l.ID == "" {
 		return pipeline.Lead{}, errNoID

@@ -107,9 +107,13 @@ var entitySpecs = []*entitySpec{
 		},
 	},
 	{
-		entity:  pipeline.EntityLeads,
-		columns: []string{"external_id", "email", "name", "source", "status", "mql_at", "sql_at", "converted_at", "owner_external_id"},
-		refs:    []reference{{"owner_id", "owner_external_id", pipeline.EntityOwners}},
+		entity: pipeline.EntityLeads,
+		columns: []string{"external_id", "email", "name", "source", "status", "mql_at", "sql_at", "converted_at", "owner_external_id",
+			"converted_deal_external_id"},
+		refs: []reference{
+			{"owner_id", "owner_external_id", pipeline.EntityOwners},
+			{"converted_deal_id", "converted_deal_external_id", pipeline.EntityDeals},
+		},
 		source: func(b *pipeline.Batch, _ pipeline.StageMap) (int, func(int) []any) {
 			return len(b.Leads), func(i int) []any {
 				l := &b.Leads[i]
@@ -118,7 +122,8 @@ var entitySpecs = []*entitySpec{
 					status = pipeline.LeadNew
 				}
 				return row(&l.Record, text(l.Email), text(l.Name), text(l.Source), string(status),
-					timestamp(l.MQLAt), timestamp(l.SQLAt), timestamp(l.ConvertedAt), text(l.OwnerExternalID))
+					timestamp(l.MQLAt), timestamp(l.SQLAt), timestamp(l.ConvertedAt), text(l.OwnerExternalID),
+					text(l.ConvertedDealExternalID))
 			}
 		},
 	},

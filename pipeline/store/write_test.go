@@ -281,6 +281,63 @@ func TestWriteBatch(t *testing.T) {
 		require.EqualValues(t, 1, count(ctx, t, b.tx, `SELECT count(*) FROM stages WHERE pipeline_id IS NOT NULL AND external_id = 's1'`))
 	})
 
+	t.Run("LeadsConvertedDealResolvesNowOrWhenTheDealArrives", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t)
+		type link struct {
+			External string
+			Deal     string // external id of the resolved deal ("" = unresolved)
+		}
+		links := func() map[string]link {
+			rows, err := b.tx.Query(ctx, `SELECT l.external_id, coalesce(l.converted_deal_external_id, ''), coalesce(d.external_id, '')
+				FROM leads l LEFT JOIN deals d ON d.id = l.converted_deal_id WHERE l.connection_id = $1`, b.connID)
+			require.NoError(t, err)
+			out := map[string]link{}
+			var id string
+			var l link
+			_, err = pgx.ForEachRow(rows, []any{&id, &l.External, &l.Deal}, func() error { out[id] = l; return nil })
+			require.NoError(t, err)
+			return out
+		}
+		lead := func(id string, at time.Time, deal string) pipeline.Lead {
+			l := pipeline.Lead{Record: rec(id, at), Email: id + "@acme.test", Status: pipeline.LeadSQL, SQLAt: t0.Add(-72 * time.Hour)}
+			if deal != "" {
+				l.Status, l.ConvertedAt, l.ConvertedDealExternalID = pipeline.LeadConverted, t0.Add(-48*time.Hour), deal
+			}
+			return l
+		}
+
+		// The lead arrives before its deal (HubSpot syncs contacts before deals).
+		early := pipeline.Batch{Leads: []pipeline.Lead{lead("l1", t0, "d1"), lead("l2", t0, "")}}
+		write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &early, SyncedAt: t0})
+		require.Equal(t, map[string]link{"l1": {External: "d1"}, "l2": {}}, links())
+		require.EqualValues(t, 1, count(ctx, t, b.tx, `SELECT count(*) FROM leads WHERE external_id = 'l1'
+			AND status = 'converted' AND converted_at = $1`, t0.Add(-48*time.Hour)))
+
+		// The deal arrives: the waiting lead is resolved. A lead whose deal comes in the same
+		// batch, and one whose deal is already stored, are resolved at once.
+		deals := pipeline.Batch{
+			Deals: []pipeline.Deal{{Record: rec("d1", t0), Name: "Acme", IsClosed: true, IsWon: true},
+				{Record: rec("d2", t0), Name: "Globex"}},
+			Leads: []pipeline.Lead{lead("l3", t0, "d2"), lead("l4", t0, "d1")},
+		}
+		write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &deals, SyncedAt: t0.Add(time.Hour)})
+		want := map[string]link{"l1": {"d1", "d1"}, "l2": {}, "l3": {"d2", "d2"}, "l4": {"d1", "d1"}}
+		require.Equal(t, want, links())
+
+		// Re-reading the resolved leads unchanged writes nothing.
+		replay := pipeline.Batch{Leads: []pipeline.Lead{lead("l1", t0, "d1"), lead("l3", t0, "d2")}}
+		counts := write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &replay, SyncedAt: t0.Add(2 * time.Hour)})
+		require.Equal(t, store.Counts{Unchanged: 2}, counts)
+
+		// The vendor drops the link (the deal was disassociated): both columns are cleared.
+		unlinked := pipeline.Batch{Leads: []pipeline.Lead{lead("l4", t0.Add(time.Hour), "")}}
+		counts = write(ctx, t, b.tx, store.Write{ConnectionID: b.connID, Batch: &unlinked, SyncedAt: t0.Add(2 * time.Hour)})
+		require.Equal(t, store.Counts{Updated: 1}, counts)
+		want["l4"] = link{}
+		require.Equal(t, want, links())
+	})
+
 	t.Run("DeletionsTombstoneAndRestoredRecordsLiveAgain", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t)

@@ -79,13 +79,29 @@ func (s *Server) lookup(objectType, id string) (*object, *objectStore, error) {
 }
 
 // Create adds a live record with props (strings, as HubSpot stores them) and associations
-// (object type → ids), stamped now. It returns the new id.
+// (object type → ids of existing records), stamped now. It returns the new id.
+// Associations are two-way, as in HubSpot: the associated records list the new one, their
+// last-modified stamps unchanged.
 func (s *Server) Create(objectType string, props map[string]string, assoc map[string][]string) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.store(objectType)
 	if !ok {
 		return "", fmt.Errorf("hubspottest: unknown object type %q", objectType)
+	}
+	type target struct {
+		typ string
+		id  int64
+	}
+	var targets []target
+	for k, ids := range assoc {
+		for _, id := range ids {
+			o, to, err := s.lookup(k, id)
+			if err != nil {
+				return "", fmt.Errorf("hubspottest: associating a new %s: %w", st.typ.singular, err)
+			}
+			targets = append(targets, target{to.typ.name, o.id})
+		}
 	}
 	now := s.now()
 	s.nextID++
@@ -95,17 +111,50 @@ func (s *Server) Create(objectType string, props map[string]string, assoc map[st
 	}
 	o.props["createdate"] = formatTime(now)
 	o.props[st.typ.watermark] = formatTime(now)
-	for k, ids := range assoc {
-		for _, id := range ids {
-			n, err := strconv.ParseInt(id, 10, 64)
-			if err != nil {
-				return "", fmt.Errorf("hubspottest: bad associated id %q", id)
-			}
-			o.assoc[k] = append(o.assoc[k], n)
-		}
+	for _, t := range targets {
+		s.linkLocked(st.typ.name, o, t.typ, t.id)
 	}
 	st.put(o)
 	return strconv.FormatInt(o.id, 10), nil
+}
+
+// Associate associates two existing records (both ways, as HubSpot does), as a user
+// linking a deal to a contact. As in HubSpot's association API, neither record's
+// properties nor last-modified stamp change: an integration sees the association when it
+// reads associations, or when something else changes the record (HubSpot's lifecycle sync
+// moving the contact to the opportunity stage, say: Update it).
+func (s *Server) Associate(fromType, fromID, toType, toID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	from, fromStore, err := s.lookup(fromType, fromID)
+	if err != nil {
+		return err
+	}
+	to, toStore, err := s.lookup(toType, toID)
+	if err != nil {
+		return err
+	}
+	c := from.clone()
+	s.linkLocked(fromStore.typ.name, c, toStore.typ.name, to.id)
+	fromStore.put(c)
+	return nil
+}
+
+// linkLocked associates o (of type oType, not yet published or a copy being changed) with
+// the stored record toType/to: o lists it, and the stored record is replaced by a copy
+// listing o. Stamps are left alone.
+func (s *Server) linkLocked(oType string, o *object, toType string, to int64) {
+	if !slices.Contains(o.assoc[toType], to) {
+		o.assoc[toType] = append(o.assoc[toType], to)
+	}
+	st := s.objects[toType]
+	target := st.byID[to]
+	if target == nil || slices.Contains(target.assoc[oType], o.id) {
+		return
+	}
+	c := target.clone()
+	c.assoc[oType] = append(c.assoc[oType], o.id)
+	st.put(c)
 }
 
 // Update sets properties of a record and bumps its last-modified stamp to now. An empty
@@ -281,13 +330,24 @@ func (s *Server) newObject(t objectType, modified int64) *object {
 	return o
 }
 
-func (s *Server) pick(objectType string) (int64, bool) {
+// liveIDs returns the ids of the live records of objectType: what generated records pick
+// their associations from (taken once, since linking changes the stored records).
+func (s *Server) liveIDs(objectType string) []int64 {
 	st := s.objects[objectType]
 	st.index()
-	if len(st.liveByID) == 0 {
+	ids := make([]int64, len(st.liveByID))
+	for i, o := range st.liveByID {
+		ids[i] = o.id
+	}
+	return ids
+}
+
+// pick returns a random id of ids.
+func (s *Server) pick(ids []int64) (int64, bool) {
+	if len(ids) == 0 {
 		return 0, false
 	}
-	return st.liveByID[s.rng.IntN(len(st.liveByID))].id, true
+	return ids[s.rng.IntN(len(ids))], true
 }
 
 func (s *Server) pickOwner() (string, bool) {
@@ -345,6 +405,7 @@ func (s *Server) GenerateContacts(n int, opts GenerateOptions) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.objects["contacts"].typ
+	companies := s.liveIDs("companies")
 	objs := make([]*object, 0, n)
 	for _, ts := range s.stamps(n, opts) {
 		o := s.newObject(t, ts)
@@ -355,9 +416,9 @@ func (s *Server) GenerateContacts(n int, opts GenerateOptions) []string {
 		if owner, ok := s.pickOwner(); ok {
 			o.props["hubspot_owner_id"] = owner
 		}
-		if company, ok := s.pick("companies"); ok {
+		if company, ok := s.pick(companies); ok {
 			o.props["associatedcompanyid"] = strconv.FormatInt(company, 10)
-			o.assoc["companies"] = []int64{company}
+			s.linkLocked("contacts", o, "companies", company)
 		}
 		reached := s.rng.IntN(len(lifecycleStages))
 		o.props["lifecyclestage"] = lifecycleStages[reached]
@@ -371,12 +432,13 @@ func (s *Server) GenerateContacts(n int, opts GenerateOptions) []string {
 }
 
 // GenerateDeals adds n deals in the default and the custom pipeline, at random stages with
-// their stage history, amounts to the cent (some unset), close dates, owners, companies
-// and last/next activity dates.
+// their stage history, amounts to the cent (some unset), close dates, owners, companies,
+// last/next activity dates and, for half of them, an existing contact.
 func (s *Server) GenerateDeals(n int, opts GenerateOptions) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.objects["deals"].typ
+	companies, contacts := s.liveIDs("companies"), s.liveIDs("contacts")
 	objs := make([]*object, 0, n)
 	for _, ts := range s.stamps(n, opts) {
 		o := s.newObject(t, ts)
@@ -396,9 +458,13 @@ func (s *Server) GenerateDeals(n int, opts GenerateOptions) []string {
 		if owner, ok := s.pickOwner(); ok {
 			o.props["hubspot_owner_id"] = owner
 		}
-		if company, ok := s.pick("companies"); ok {
+		if company, ok := s.pick(companies); ok {
 			o.props["hs_primary_associated_company"] = strconv.FormatInt(company, 10)
-			o.assoc["companies"] = []int64{company}
+			s.linkLocked("deals", o, "companies", company)
+		}
+		if len(contacts) > 0 && s.rng.IntN(2) == 0 {
+			contact, _ := s.pick(contacts)
+			s.linkLocked("deals", o, "contacts", contact)
 		}
 		o.props["closedate"] = formatTime(midnight(o.created.Add(time.Duration(10+s.rng.IntN(110)) * 24 * time.Hour)))
 		s.placeInStage(o, pipe, ts)
@@ -469,6 +535,7 @@ func (s *Server) GenerateEngagements(objectType string, n int, opts GenerateOpti
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.objects[objectType].typ
+	deals, contacts := s.liveIDs("deals"), s.liveIDs("contacts")
 	objs := make([]*object, 0, n)
 	for _, ts := range s.stamps(n, opts) {
 		o := s.newObject(t, ts)
@@ -493,11 +560,11 @@ func (s *Server) GenerateEngagements(objectType string, n int, opts GenerateOpti
 			o.props["hs_task_subject"] = fmt.Sprintf("Task %d", o.id)
 			o.props["hs_task_status"] = []string{"COMPLETED", "NOT_STARTED"}[s.rng.IntN(2)]
 		}
-		if deal, ok := s.pick("deals"); ok && s.rng.IntN(10) < 8 {
-			o.assoc["deals"] = []int64{deal}
+		if deal, ok := s.pick(deals); ok && s.rng.IntN(10) < 8 {
+			s.linkLocked(objectType, o, "deals", deal)
 		}
-		if contact, ok := s.pick("contacts"); ok && s.rng.IntN(10) < 7 {
-			o.assoc["contacts"] = []int64{contact}
+		if contact, ok := s.pick(contacts); ok && s.rng.IntN(10) < 7 {
+			s.linkLocked(objectType, o, "contacts", contact)
 		}
 		objs = append(objs, o)
 	}

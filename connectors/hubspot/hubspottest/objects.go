@@ -46,7 +46,7 @@ type object struct {
 	modified   int64 // ms; the watermark property
 	archived   bool
 	archivedAt time.Time
-	assoc      map[string][]int64
+	assoc      map[string][]int64 // object type name → ids; kept on both records
 }
 
 func (o *object) clone() *object {
@@ -54,6 +54,10 @@ func (o *object) clone() *object {
 	c.props = make(map[string]string, len(o.props))
 	for k, v := range o.props {
 		c.props[k] = v
+	}
+	c.assoc = make(map[string][]int64, len(o.assoc))
+	for k, ids := range o.assoc {
+		c.assoc[k] = slices.Clone(ids)
 	}
 	return &c
 }

@@ -2,9 +2,10 @@
 // documented contract (docs/vendors.md §1): object lists and searches with string property
 // values, `after` paging, the search limit of 200 per page and the HTTP 400 past 10,000
 // results, archived objects (absent from search, listed with archived=true), owners, deal
-// pipelines, v4 association batch reads, private-app and OAuth bearer tokens with the
-// /oauth/v1/token refresh grant, rate-limit headers, 429 bodies, the 100-per-10-seconds and
-// search 4-per-second limits (enforced and counted), injectable 429s and 5xx, and a Date header.
+// pipelines, two-way associations (v4 batch reads, inline on lists), private-app and OAuth
+// bearer tokens with the /oauth/v1/token refresh grant, rate-limit headers, 429 bodies, the
+// 100-per-10-seconds and search 4-per-second limits (enforced and counted), injectable 429s
+// and 5xx, and a Date header.
 //
 // Tests, the demo and the benchmarks use it. It serves tens of thousands of records quickly
 // (binary-searched indexes, no per-request full scans on the sync paths) and is safe for

@@ -243,6 +243,47 @@ func TestListsAndAssociations(t *testing.T) {
 	require.EqualValues(t, mustInt(t, o.Associations["deals"][0]), first["to"].([]any)[0].(map[string]any)["toObjectId"])
 }
 
+func TestAssociationsAreTwoWay(t *testing.T) {
+	t.Parallel()
+	b := setup(t, hubspottest.Options{})
+	contact, err := b.fake.Create("contacts", map[string]string{"email": "eve@acme.test"}, nil)
+	require.NoError(t, err)
+	before, _ := b.fake.Object("contacts", contact)
+	b.fake.Advance(time.Minute)
+	created, err := b.fake.Create("deals", map[string]string{"dealname": "A"}, map[string][]string{"contacts": {contact}})
+	require.NoError(t, err)
+	linked, err := b.fake.Create("deals", map[string]string{"dealname": "B"}, nil)
+	require.NoError(t, err)
+	require.NoError(t, b.fake.Associate("contacts", contact, "deals", linked))
+
+	_, err = b.fake.Create("deals", nil, map[string][]string{"contacts": {"999999"}})
+	require.ErrorContains(t, err, "no contacts 999999", "an association needs an existing record")
+
+	after, _ := b.fake.Object("contacts", contact)
+	require.Equal(t, []string{created, linked}, after.Associations["deals"])
+	require.Equal(t, before.Modified, after.Modified, "associating does not bump the last-modified stamp")
+	for _, id := range []string{created, linked} {
+		d, _ := b.fake.Object("deals", id)
+		require.Equal(t, []string{contact}, d.Associations["contacts"])
+	}
+
+	// Both directions through v4 batch reads and inline on lists.
+	resp, out := b.do(t, "POST", "/crm/v4/associations/contacts/deals/batch/read", map[string]any{"inputs": []map[string]string{{"id": contact}}})
+	require.Equal(t, 200, resp.StatusCode)
+	var to []int64
+	for _, x := range out["results"].([]any)[0].(map[string]any)["to"].([]any) {
+		to = append(to, int64(x.(map[string]any)["toObjectId"].(float64)))
+	}
+	require.Equal(t, []int64{mustInt(t, created), mustInt(t, linked)}, to)
+	resp, out = b.do(t, "POST", "/crm/v4/associations/deals/contacts/batch/read", map[string]any{"inputs": []map[string]string{{"id": linked}}})
+	require.Equal(t, 200, resp.StatusCode)
+	require.EqualValues(t, mustInt(t, contact), out["results"].([]any)[0].(map[string]any)["to"].([]any)[0].(map[string]any)["toObjectId"])
+	_, out = b.do(t, "GET", "/crm/v3/objects/contacts?associations=deals&limit=10", nil)
+	inline := out["results"].([]any)[0].(map[string]any)["associations"].(map[string]any)["deals"].(map[string]any)["results"].([]any)
+	require.Len(t, inline, 2)
+	require.Equal(t, map[string]any{"id": created, "type": "contact_to_deal"}, inline[0])
+}
+
 func TestLimits(t *testing.T) {
 	t.Parallel()
 
