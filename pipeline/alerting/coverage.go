@@ -118,21 +118,27 @@ func EvaluateCoverage(t Target, totals []OwnerTotals, inScope func(ownerID int64
 }
 
 // coverageTotalsSQL totals every owner's deals against one period: open pipeline closing
-// in it, won in it, and the trailing year's closed deals.
+// in it, won in it, and the trailing year's closed deals. The open and the closed deals
+// are read apart, each from its covering index (deals_open_report_idx,
+// deals_closed_report_idx), the closed ones over the span of both windows.
 const coverageTotalsSQL = `
-SELECT coalesce(d.owner_id, 0), coalesce(d.currency, ''),
-       coalesce(sum(d.amount) FILTER (WHERE NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date
-                                      AND lower(coalesce(d.forecast_category, '')) <> 'omitted'), 0),
-       count(*) FILTER (WHERE NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date
-                        AND lower(coalesce(d.forecast_category, '')) <> 'omitted')::int,
-       coalesce(sum(d.amount) FILTER (WHERE d.is_won AND d.closed_at >= @from AND d.closed_at < @until), 0),
-       count(*) FILTER (WHERE d.is_won AND d.closed_at >= @tfrom AND d.closed_at < @tuntil)::int,
-       count(*) FILTER (WHERE d.is_closed AND d.closed_at >= @tfrom AND d.closed_at < @tuntil)::int
-FROM deals d
-WHERE d.deleted_at IS NULL
-  AND ((NOT d.is_closed AND d.close_date BETWEEN @ps::date AND @pe::date)
-       OR (d.is_closed AND d.closed_at >= @from AND d.closed_at < @until)
-       OR (d.is_closed AND d.closed_at >= @tfrom AND d.closed_at < @tuntil))
+SELECT coalesce(x.owner_id, 0), coalesce(x.currency, ''),
+       coalesce(sum(x.amount) FILTER (WHERE x.open), 0),
+       count(*) FILTER (WHERE x.open)::int,
+       coalesce(sum(x.amount) FILTER (WHERE x.is_won AND x.closed_at >= @from AND x.closed_at < @until), 0),
+       count(*) FILTER (WHERE x.is_won AND x.closed_at >= @tfrom AND x.closed_at < @tuntil)::int,
+       count(*) FILTER (WHERE x.closed_at >= @tfrom AND x.closed_at < @tuntil)::int
+FROM (
+    SELECT d.owner_id, d.currency, d.amount, lower(coalesce(d.forecast_category, '')) <> 'omitted' AS open,
+           false AS is_won, NULL::timestamptz AS closed_at
+    FROM deals d
+    WHERE NOT d.is_closed AND d.deleted_at IS NULL AND d.close_date BETWEEN @ps::date AND @pe::date
+    UNION ALL
+    SELECT d.owner_id, d.currency, d.amount, false, d.is_won, d.closed_at
+    FROM deals d
+    WHERE d.is_closed AND d.deleted_at IS NULL AND d.closed_at >= @span_from AND d.closed_at < @span_until
+      AND ((d.closed_at >= @from AND d.closed_at < @until) OR (d.closed_at >= @tfrom AND d.closed_at < @tuntil))
+) x
 GROUP BY 1, 2`
 
 // evaluateCoverage writes a finding for every current target short of coverage.
@@ -196,10 +202,12 @@ func evaluateCoverage(ctx context.Context, tx pgx.Tx, r config.CoverageShortfall
 
 func loadOwnerTotals(ctx context.Context, tx pgx.Tx, start, end time.Time) ([]OwnerTotals, error) {
 	quarterStart := time.Date(start.Year(), (start.Month()-1)/3*3+1, 1, 0, 0, 0, 0, time.UTC)
+	from, until := start, end.AddDate(0, 0, 1)
+	tfrom, tuntil := quarterStart.AddDate(-1, 0, 0), quarterStart
 	rows, err := tx.Query(ctx, coverageTotalsSQL, pgx.NamedArgs{
 		"ps": start.Format(time.DateOnly), "pe": end.Format(time.DateOnly),
-		"from": start, "until": end.AddDate(0, 0, 1),
-		"tfrom": quarterStart.AddDate(-1, 0, 0), "tuntil": quarterStart,
+		"from": from, "until": until, "tfrom": tfrom, "tuntil": tuntil,
+		"span_from": minTime(from, tfrom), "span_until": maxTime(until, tuntil),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("totalling pipeline for coverage: %w", err)
@@ -213,4 +221,18 @@ func loadOwnerTotals(ctx context.Context, tx pgx.Tx, start, end time.Time) ([]Ow
 		return nil, fmt.Errorf("totalling pipeline for coverage: %w", err)
 	}
 	return out, nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }

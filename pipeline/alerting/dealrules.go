@@ -7,6 +7,8 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,21 +17,29 @@ import (
 	"github.com/pipewatch/pipewatch/pipeline"
 )
 
-// The deal rules run set-based in one scan of the open deals of the evaluated
-// connections (dealFindingsSQL): every threshold is joined in (computed in Go: business
-// days, learned stage times), logged activities are looked up only for deals already
-// idle or without a next step on their own columns, and each rule whose condition holds
-// yields a compact finding: the facts behind it in generic columns (at1, at2, num1, int1,
-// txt1, txt2; see the VALUES list for what each rule puts where) and a signature of them.
-// The scan is compared with the open alerts in the same statement (dealDiffSQL), so only
-// what changed is written; evidence (details) is built for new and changed findings only
-// (detailsSQL).
+// The deal rules run set-based over the open deals of the evaluated connections, in
+// stages that each keep only what can still fire (dealCandidatesSQL): the scan keeps the
+// deals past the most lenient threshold of some rule on their own columns (no lookup);
+// those are joined with their thresholds (computed in Go: business days, learned stage
+// times), owner and close-date pushes and judged exactly; logged activities are looked up
+// only for the deals still idle or without a next step; and each rule whose condition
+// holds yields a compact finding (dealFindingsSQL): the facts behind it in generic columns
+// (at1, at2, num1, int1, txt1, txt2; see dealFindings for what each rule puts where) and a
+// signature of them. The findings are compared with the open alerts in the same statement
+// (dealDiffSQL), so only what changed is written; evidence (details) is built for new and
+// changed findings only (detailsSQL).
+//
+// Each stage is a subquery ending in LIMIT ALL, so that what it computes is computed once
+// per row, not again wherever the next stage refers to it. (OFFSET 0 would do the same but
+// also keep the planner from running the stages in parallel workers, and nothing but the
+// activity lookups keeps them from running there.)
 
 // dealInputsSQL are the CTEs the deal findings join: the thresholds of every open stage
 // per calendar (stage 0 stands for deals without a stage), owners' teams and calendars,
-// and close-date pushes.
+// and close-date pushes. They are not materialized (a CTE scan cannot run in a parallel
+// worker): each use computes them again, which costs little.
 const dealInputsSQL = `
-stage_t AS (
+stage_t AS NOT MATERIALIZED (
     SELECT * FROM unnest(@st_calendar::int[], @st_stage::bigint[], @st_canonical::text[], @st_hubspot::bool[],
                          @st_idle_threshold::text[], @st_idle_warn::timestamptz[], @st_idle_stalled::timestamptz[],
                          @st_idle_lost::timestamptz[], @st_stuck_days::float8[], @st_stuck_label::text[],
@@ -37,9 +47,9 @@ stage_t AS (
                          @st_stuck_critical::timestamptz[])
         AS t(calendar, stage_id, canonical, hubspot, idle_threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff,
              stuck_days, stuck_label, stuck_source, stuck_won, stuck_cutoff, stuck_critical)
-), owner_t AS (
+), owner_t AS NOT MATERIALIZED (
     SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::int[]) AS t(owner_id, team, calendar)
-), slips AS (
+), slips AS NOT MATERIALIZED (
     SELECT ch.deal_id,
            count(*) FILTER (WHERE ch.new_date > ch.old_date)::int AS push_count,
            bool_or(ch.changed_at >= @period_start::date AND ch.old_date BETWEEN @period_start::date AND @period_end::date
@@ -51,103 +61,209 @@ stage_t AS (
     GROUP BY ch.deal_id
 )`
 
-// dealFindingsSQL selects the deal findings (see the comment above): one pass keeps the
-// deals for which some rule's condition holds on their own columns and reads, for those
-// only, the activities that can change idle and no next step (d); every rule that fires
-// then becomes a row (r) whose columns are computed only then (e). The OFFSET 0
-// subqueries are evaluated once per deal instead of being inlined wherever they are used.
-const dealFindingsSQL = `
-SELECT r.rule, CASE WHEN r.rule IN ('idle', 'stuck_in_stage') THEN coalesce(d.stage_id, 0) ELSE 0 END AS stage_key,
-       d.connection_id, d.id AS deal_id, d.owner_id, d.team, d.stage_id, e.severity,
-       e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2,
+// dealCandidatesSQL are the CTEs of the deals for which some rule fires, each with every
+// rule's verdict (idle, stuck, past, slipped, nns) and the facts the findings are made
+// of: deal_c for the deals whose stage entry time the CRM gives, deal_h for the others
+// (few: HubSpot and Pipedrive give it), which take it from the deal's open stay in the
+// stage history. deal_h looks it up deal by deal, which keeps it from running in
+// parallel workers; apart, it does not keep deal_c from doing so. Each runs in three
+// stages:
+//
+//   - c: the open deals that may fire on their own columns, with the time they entered
+//     their stage. A deal can only be idle when its last touch, as far as its own columns
+//     tell, is before the latest idle cutoff of any stage (@idle_bound), and only be stuck
+//     when it entered its stage before the latest stuck cutoff (@stuck_bound); a deal
+//     whose stage entry comes from the history is kept for the next stage to judge.
+//   - k: each rule's condition, exactly, with the deal's stage thresholds (per the owner's
+//     calendar), team and close-date pushes.
+//   - d: the deals where one holds, with the activities that can change idle (the last
+//     one done) and no next step (the next one planned), read only for those.
+var dealCandidatesSQL = dealCandidates("deal_c", "d.stage_entered_at IS NOT NULL", "d.stage_entered_at") + `,
+` + dealCandidates("deal_h", "d.stage_entered_at IS NULL", `(
+                           SELECT max(h.entered_at) FROM deal_stage_history h
+                           WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL)`)
+
+// dealCandidates is a CTE of dealCandidatesSQL named name, over the open deals for which
+// which holds, with entered as their stage entry time.
+func dealCandidates(name, which, entered string) string {
+	return name + ` AS (
+    SELECT d.id, d.connection_id, d.owner_id, d.team, d.stage_id, d.name, d.amount, d.currency, d.close_date,
+           d.entered_at, d.last_activity_at, d.next_activity_at, d.idle_threshold, d.stalled_cutoff,
+           d.close_lost_cutoff, d.stuck_days, d.stuck_label, d.stuck_source, d.stuck_won, d.stuck_critical,
+           d.push_count, d.pushed_out, d.done_at, d.touch_at AS own_touch_at, t.touch_at, t.next_at,
+           d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND d.planned_at IS NOT NULL) AS idle,
+           d.stuck, d.past, d.slipped, d.nns AND coalesce(t.next_at > @horizon, true) AS nns
+    FROM (
+        SELECT k.*,
+               CASE WHEN k.idle AND @has_activities THEN (
+                   SELECT max(a.occurred_at) FROM activities a
+                   WHERE a.deal_id = k.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now) END AS done_at,
+               CASE WHEN (k.idle OR k.nns) AND @has_activities THEN (
+                   SELECT min(a.occurred_at) FROM activities a
+                   WHERE a.deal_id = k.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now) END AS planned_at
+        FROM (
+            SELECT c.*, ot.team, st.canonical, st.idle_threshold, st.warn_cutoff, st.stalled_cutoff,
+                   st.close_lost_cutoff, st.stuck_days, st.stuck_label, st.stuck_source, st.stuck_won,
+                   st.stuck_critical, sl.push_count, sl.pushed_out, t.touch_at,
+                   ` + idleExpr + ` AS idle, ` + nnsExpr + ` AS nns, ` + stuckExpr + ` AS stuck,
+                   ` + pastExpr + ` AS past, ` + slippedExpr + ` AS slipped
+            FROM (
+                SELECT d.id, d.connection_id, d.owner_id, d.stage_id, d.name, d.amount, d.currency, d.close_date,
+                       d.remote_created_at, d.last_activity_at, d.next_activity_at, ` + entered + ` AS entered_at
+                FROM deals d
+                WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL AND ` + which + `
+                  AND (` + maybeIdleExpr + ` OR ` + maybeNNSExpr + ` OR ` + maybeStuckExpr + `
+                       OR ` + maybePastExpr + ` OR ` + maybeSlippedExpr + `)
+                LIMIT ALL
+            ) c
+            LEFT JOIN owner_t ot ON ot.owner_id = c.owner_id
+            LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, 0) AND st.stage_id = coalesce(c.stage_id, 0)
+            LEFT JOIN slips sl ON sl.deal_id = c.id
+            CROSS JOIN LATERAL (SELECT greatest(c.last_activity_at, c.entered_at, c.remote_created_at) AS touch_at) t
+            LIMIT ALL
+        ) k
+        WHERE k.idle OR k.nns OR k.stuck OR k.past OR k.slipped
+        LIMIT ALL
+    ) d
+    CROSS JOIN LATERAL (
+        SELECT greatest(d.touch_at, d.done_at) AS touch_at,
+               least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, d.planned_at) AS next_at
+    ) t
+)`
+}
+
+// dealFinding is how one deal rule turns a candidate deal d of dealCandidatesSQL into a
+// finding: the column with the rule's verdict, and SQL expressions over d for the
+// severity and the facts in the generic columns.
+type dealFinding struct {
+	rule    Rule
+	verdict string
+	// stageBound rules have a subject per stage: a deal that moves on starts a new one.
+	stageBound bool
+	severity   string
+	// at1, at2: timestamptz; num1: float8; int1: int; txt1, txt2: text (NULL when unused).
+	at1, at2, num1, int1, txt1, txt2 string
+}
+
+// dealFindings are the deal rules' findings.
+var dealFindings = []dealFinding{{
+	rule: RuleIdle, verdict: "idle", stageBound: true,
+	severity: `CASE WHEN d.touch_at < d.stalled_cutoff THEN 'critical' ELSE 'warning' END`,
+	at1:      `d.touch_at`,         // the last touch
+	at2:      `d.next_activity_at`, // the CRM's next activity
+	num1:     `NULL::float8`,
+	int1:     `CASE WHEN d.touch_at < d.close_lost_cutoff THEN 1 ELSE 0 END`, // 1 = suggest closing as lost
+	// the source of the last touch
+	txt1: `CASE WHEN d.done_at IS NOT NULL AND d.done_at >= d.own_touch_at THEN 'activity'
+                     WHEN d.touch_at = d.last_activity_at THEN 'crm_last_activity'
+                     WHEN d.touch_at = d.entered_at THEN 'stage_entered' ELSE 'created' END`,
+	txt2: `d.idle_threshold`,
+}, {
+	rule: RuleStuckInStage, verdict: "stuck", stageBound: true,
+	severity: `CASE WHEN d.entered_at < d.stuck_critical THEN 'critical' ELSE 'warning' END`,
+	at1:      `d.entered_at`, // entered the stage
+	at2:      `NULL::timestamptz`,
+	num1:     `d.stuck_days`,   // the threshold in days
+	int1:     `d.stuck_won`,    // won deals learned from
+	txt1:     `d.stuck_source`, // where the threshold comes from
+	txt2:     `d.stuck_label`,  // the threshold
+}, {
+	rule: RulePastCloseDate, verdict: "past",
+	severity: `CASE WHEN d.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END`,
+	at1:      `NULL::timestamptz`, at2: `NULL::timestamptz`, num1: `NULL::float8`, int1: `NULL::int`,
+	txt1: `NULL::text`, txt2: `NULL::text`,
+}, {
+	rule: RuleCloseDateSlipped, verdict: "slipped",
+	severity: `CASE WHEN d.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END`,
+	at1:      `NULL::timestamptz`, at2: `NULL::timestamptz`, num1: `NULL::float8`,
+	int1: `d.push_count`,                                              // pushes
+	txt1: `(d.pushed_out AND d.close_date > @period_end::date)::text`, // pushed out of the period
+	txt2: `NULL::text`,
+}, {
+	rule: RuleNoNextStep, verdict: "nns",
+	severity: `'warning'`,
+	at1:      `NULL::timestamptz`,
+	at2:      `coalesce(d.next_at, d.next_activity_at)`, // the next activity, if any
+	num1:     `NULL::float8`, int1: `NULL::int`,
+	// why: the next step is too far, overdue or missing
+	txt1: `CASE WHEN d.next_at IS NOT NULL THEN 'too_far' WHEN d.next_activity_at < @now THEN 'overdue' ELSE 'none' END`,
+	txt2: `NULL::text`,
+}}
+
+// dealFindingsSQL selects the deal findings from dealCandidatesSQL: a row for each rule
+// whose verdict holds (the join with the numbered rules r), with the facts and their
+// signature.
+var dealFindingsSQL = "(" + dealFindingsFrom("deal_c") + ")\nUNION ALL (" + dealFindingsFrom("deal_h") + ")"
+
+// dealFindingsFrom selects the findings of the candidates in the CTE named candidates.
+func dealFindingsFrom(candidates string) string {
+	var rules, verdicts, stageBound []string
+	cases := make([]string, 7) // severity, at1, at2, num1, int1, txt1, txt2
+	for i, f := range dealFindings {
+		n := i + 1
+		rules = append(rules, fmt.Sprintf("(%d, '%s')", n, f.rule))
+		verdicts = append(verdicts, fmt.Sprintf("WHEN %d THEN d.%s", n, f.verdict))
+		if f.stageBound {
+			stageBound = append(stageBound, strconv.Itoa(n))
+		}
+		for j, expr := range []string{f.severity, f.at1, f.at2, f.num1, f.int1, f.txt1, f.txt2} {
+			cases[j] += fmt.Sprintf("\n                WHEN %d THEN %s", n, expr)
+		}
+	}
+	named := make([]string, len(cases))
+	for i, name := range []string{"severity", "at1", "at2", "num1", "int1", "txt1", "txt2"} {
+		named[i] = "CASE r.n" + cases[i] + "\n           END AS " + name
+	}
+	return `
+SELECT r.rule, CASE WHEN r.n IN (` + strings.Join(stageBound, ", ") + `) THEN coalesce(d.stage_id, 0) ELSE 0 END AS stage_key,
+       d.connection_id, d.id AS deal_id, d.owner_id, d.team, d.stage_id, e.severity, e.at1, e.at2, e.num1, e.int1,
+       e.txt1, e.txt2,
        hash_record_extended(ROW(e.severity, d.name, d.amount, d.currency, d.close_date, d.entered_at,
                                 e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
-FROM (
-    SELECT d.id, d.connection_id, d.owner_id, d.stage_id, d.name, d.amount, d.currency, d.close_date,
-           d.last_activity_at, d.next_activity_at, ot.team, st.canonical, st.idle_threshold, st.warn_cutoff,
-           st.stalled_cutoff, st.close_lost_cutoff, st.stuck_days, st.stuck_label, st.stuck_source, st.stuck_won,
-           st.stuck_critical, sl.push_count, sl.pushed_out,
-           ` + idleExpr + ` AS idle, ` + nnsExpr + ` AS nns, ` + stuckExpr + ` AS stuck,
-           ` + pastExpr + ` AS past, ` + slippedExpr + ` AS slipped,
-           ` + enteredExpr + ` AS entered_at, ` + touchExpr + ` AS touch_at,
-           CASE WHEN ` + idleExpr + ` THEN (
-               SELECT max(a.occurred_at) FROM activities a
-               WHERE a.deal_id = d.id AND a.done AND a.deleted_at IS NULL AND a.occurred_at <= @now) END AS done_at,
-           CASE WHEN ` + idleExpr + ` OR ` + nnsExpr + ` THEN (
-               SELECT min(a.occurred_at) FROM activities a
-               WHERE a.deal_id = d.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now) END AS planned_at
-    FROM deals d
-    LEFT JOIN owner_t ot ON ot.owner_id = d.owner_id
-    LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, 0) AND st.stage_id = coalesce(d.stage_id, 0)
-    LEFT JOIN slips sl ON sl.deal_id = d.id
-    WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL
-      AND (` + idleExpr + ` OR ` + nnsExpr + ` OR ` + stuckExpr + ` OR ` + pastExpr + ` OR ` + slippedExpr + `)
-    OFFSET 0
-) d
+FROM ` + candidates + ` d
+JOIN (VALUES ` + strings.Join(rules, ", ") + `) r(n, rule) ON CASE r.n ` + strings.Join(verdicts, " ") + ` END
 CROSS JOIN LATERAL (
-    SELECT greatest(d.touch_at, d.done_at) AS touch_at,
-           least(CASE WHEN d.next_activity_at >= @now THEN d.next_activity_at END, d.planned_at) AS next_at
-) t
-CROSS JOIN LATERAL (VALUES
-    ('idle', d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND d.planned_at IS NOT NULL)),
-    ('stuck_in_stage', d.stuck),
-    ('past_close_date', d.past),
-    ('close_date_slipped', d.slipped),
-    ('no_next_step', d.nns AND coalesce(t.next_at > @horizon, true))
-) r(rule, fires)
-CROSS JOIN LATERAL (
-    SELECT CASE r.rule
-               WHEN 'idle' THEN CASE WHEN t.touch_at < d.stalled_cutoff THEN 'critical' ELSE 'warning' END
-               WHEN 'stuck_in_stage' THEN CASE WHEN d.entered_at < d.stuck_critical THEN 'critical' ELSE 'warning' END
-               WHEN 'past_close_date' THEN CASE WHEN d.close_date < @past_critical::date THEN 'critical' ELSE 'warning' END
-               WHEN 'close_date_slipped' THEN CASE WHEN d.push_count >= @escalate_at THEN 'critical' ELSE 'warning' END
-               ELSE 'warning' END AS severity,
-           -- idle: last touch; stuck_in_stage: entered the stage
-           CASE r.rule WHEN 'idle' THEN t.touch_at WHEN 'stuck_in_stage' THEN d.entered_at END AS at1,
-           -- idle: the CRM's next activity; no_next_step: the next activity, if any
-           CASE r.rule WHEN 'idle' THEN d.next_activity_at
-                       WHEN 'no_next_step' THEN coalesce(t.next_at, d.next_activity_at) END AS at2,
-           -- stuck_in_stage: threshold days
-           CASE r.rule WHEN 'stuck_in_stage' THEN d.stuck_days END AS num1,
-           -- idle: 1 = suggest closing as lost; stuck: won deals learned from; slipped: pushes
-           CASE r.rule WHEN 'idle' THEN CASE WHEN t.touch_at < d.close_lost_cutoff THEN 1 ELSE 0 END
-                       WHEN 'stuck_in_stage' THEN d.stuck_won
-                       WHEN 'close_date_slipped' THEN d.push_count END AS int1,
-           -- idle: touch source; stuck: threshold source; slipped: pushed out of the period; no_next_step: why
-           CASE r.rule
-               WHEN 'idle' THEN CASE WHEN d.done_at IS NOT NULL AND d.done_at >= d.touch_at THEN 'activity'
-                                     WHEN t.touch_at = d.last_activity_at THEN 'crm_last_activity'
-                                     WHEN t.touch_at = d.entered_at THEN 'stage_entered' ELSE 'created' END
-               WHEN 'stuck_in_stage' THEN d.stuck_source
-               WHEN 'close_date_slipped' THEN (d.pushed_out AND d.close_date > @period_end::date)::text
-               WHEN 'no_next_step' THEN CASE WHEN t.next_at IS NOT NULL THEN 'too_far'
-                                             WHEN d.next_activity_at < @now THEN 'overdue' ELSE 'none' END
-           END AS txt1,
-           -- idle and stuck: the threshold
-           CASE r.rule WHEN 'idle' THEN d.idle_threshold WHEN 'stuck_in_stage' THEN d.stuck_label END AS txt2
+    SELECT ` + strings.Join(named, ",\n           ") + `
 ) e
-WHERE r.fires`
+LIMIT ALL`
+}
 
-// The deal-level conditions of dealFindingsSQL, over deals d, owner_t ot, stage_t st and
-// slips sl. A deal passes when any holds; activities then refine idle and no next step.
+// The exact conditions of the deal rules (stage k of dealFindingsSQL), over the deal c
+// (with entered_at), its touch t, owner ot, stage thresholds st and close-date pushes sl.
+// Activities then refine idle and no next step.
 const (
-	enteredExpr = `coalesce(d.stage_entered_at,
-        (SELECT max(h.entered_at) FROM deal_stage_history h
-         WHERE h.deal_id = d.id AND h.stage_id = d.stage_id AND h.exited_at IS NULL))`
-	touchExpr = `greatest(d.last_activity_at, ` + enteredExpr + `, d.remote_created_at)`
-	idleExpr  = `(@idle_on AND ` + touchExpr + ` < st.warn_cutoff
+	idleExpr = `(@idle_on AND t.touch_at < st.warn_cutoff
+        AND NOT (@idle_exclude_zero AND coalesce(c.amount, 0) = 0)
+        AND NOT (@idle_suppress AND coalesce(c.next_activity_at >= @now, false)))`
+	nnsExpr = `(@nns_on AND st.canonical = ANY(@nns_stages::text[])
+        AND (c.next_activity_at IS NULL OR c.next_activity_at < @now OR c.next_activity_at > @horizon)
+        AND coalesce(c.entered_at, c.remote_created_at) < @grace_cutoff)`
+	stuckExpr = `(@stuck_on AND c.entered_at < st.stuck_cutoff
+        AND NOT (@stuck_exclude_zero AND coalesce(c.amount, 0) = 0))`
+	pastExpr = `(@past_on AND c.close_date < @today::date
+        AND NOT (@past_ignore_default AND coalesce(st.hubspot, false) AND sl.deal_id IS NULL
+                 AND coalesce(c.close_date = (date_trunc('month', c.remote_created_at AT TIME ZONE @tz)
+                                              + interval '1 month - 1 day')::date, false)))`
+	slippedExpr = `(@slip_on AND ((sl.pushed_out AND c.close_date > @period_end::date) OR sl.push_count >= @escalate_at))`
+)
+
+// The conditions a deal must meet on its own columns for a rule to possibly fire (stage
+// c of dealFindingsSQL): each is implied by the rule's exact condition above, so the
+// deals they drop could not fire. The stage entry is only known when the deal has it;
+// a deal whose entry must come from the stage history passes. Idle's last touch can only
+// be later than the deal's own columns say (the history and logged activities add to it).
+const (
+	maybeIdleExpr = `(@idle_maybe
+        AND coalesce(greatest(d.last_activity_at, d.stage_entered_at, d.remote_created_at) < @idle_bound, true)
         AND NOT (@idle_exclude_zero AND coalesce(d.amount, 0) = 0)
         AND NOT (@idle_suppress AND coalesce(d.next_activity_at >= @now, false)))`
-	nnsExpr = `(@nns_on AND st.canonical = ANY(@nns_stages::text[])
+	maybeNNSExpr = `(@nns_on AND coalesce(d.stage_id, 0) = ANY(@nns_stage_ids::bigint[])
         AND (d.next_activity_at IS NULL OR d.next_activity_at < @now OR d.next_activity_at > @horizon)
-        AND coalesce(` + enteredExpr + `, d.remote_created_at) < @grace_cutoff)`
-	stuckExpr = `(@stuck_on AND ` + enteredExpr + ` < st.stuck_cutoff
+        AND (d.stage_entered_at IS NULL OR d.stage_entered_at < @grace_cutoff))`
+	maybeStuckExpr = `(@stuck_maybe AND (d.stage_entered_at IS NULL OR d.stage_entered_at < @stuck_bound)
         AND NOT (@stuck_exclude_zero AND coalesce(d.amount, 0) = 0))`
-	pastExpr = `(@past_on AND d.close_date < @today::date
-        AND NOT (@past_ignore_default AND coalesce(st.hubspot, false) AND sl.deal_id IS NULL
-                 AND coalesce(d.close_date = (date_trunc('month', d.remote_created_at AT TIME ZONE @tz)
-                                              + interval '1 month - 1 day')::date, false)))`
-	slippedExpr = `(@slip_on AND ((sl.pushed_out AND d.close_date > @period_end::date) OR sl.push_count >= @escalate_at))`
+	maybePastExpr    = `(@past_on AND d.close_date < @today::date)`
+	maybeSlippedExpr = `(@slip_on AND d.id IN (SELECT deal_id FROM deal_changes WHERE field = 'close_date'))`
 )
 
 // detailsSQL builds the evidence of the deal findings that are new or changed.
@@ -281,6 +397,18 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 			stStuckCut, stStuckCrit = append(stStuckCut, timePtr(h.stuck.Cutoff)), append(stStuckCrit, timePtr(h.stuck.Critical))
 		}
 	}
+	// The most lenient cutoffs of any calendar and stage, and the stages no next step
+	// watches, for the first stage of dealFindingsSQL.
+	var idleBound, stuckBound *time.Time
+	for i := range stStage {
+		idleBound, stuckBound = latest(idleBound, stWarn[i]), latest(stuckBound, stStuckCut[i])
+	}
+	var nnsStageIDs []int64
+	for _, h := range stages {
+		if slices.Contains(r.NoNextStep.Stages, h.Canonical) {
+			nnsStageIDs = append(nnsStageIDs, h.StageID)
+		}
+	}
 	var (
 		otOwner []int64
 		otTeam  []string
@@ -290,6 +418,11 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 		if p.Team != "" {
 			otOwner, otTeam, otCal = append(otOwner, id), append(otTeam, p.Team), append(otCal, calNo[p.Team])
 		}
+	}
+	// Without a logged activity on any deal, looking them up deal by deal finds nothing.
+	var hasActivities bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM activities WHERE deal_id IS NOT NULL)`).Scan(&hasActivities); err != nil {
+		return nil, fmt.Errorf("looking for logged activities: %w", err)
 	}
 	today := org.Today(in.now)
 	periodStart, periodEnd := periodBounds(today, r.CloseDateSlipped.Period)
@@ -318,6 +451,9 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 		"nns_on": r.NoNextStep.Enabled && len(nnsStages) > 0, "nns_stages": nnsStages,
 		"horizon": org.After(in.now, r.NoNextStep.Horizon), "horizon_days": r.NoNextStep.Horizon.String(),
 		"grace_cutoff": org.Before(in.now, r.NoNextStep.Grace),
+		"idle_maybe":   r.Idle.Enabled && idleBound != nil, "idle_bound": idleBound,
+		"stuck_maybe": r.StuckInStage.Enabled && stuckBound != nil, "stuck_bound": stuckBound,
+		"nns_stage_ids": nnsStageIDs, "has_activities": hasActivities,
 	}, nil
 }
 
@@ -374,6 +510,14 @@ func stageThresholds(ctx context.Context, tx pgx.Tx, in dealRuleInput) ([]stageR
 		out[i].stuck, _ = stuckThresholdFor(r, out[i].stageHistory, org, in.now)
 	}
 	return append(out, stageRow{stageHistory: stageHistory{PercentileDays: math.NaN()}}), nil
+}
+
+// latest is the later of a and b, either of which may be nil.
+func latest(a, b *time.Time) *time.Time {
+	if a == nil || (b != nil && b.After(*a)) {
+		return b
+	}
+	return a
 }
 
 func timePtr(t time.Time) *time.Time {

@@ -28,9 +28,9 @@ const severityRank = `array_position(ARRAY['info', 'warning', 'critical'], %s)`
 // dealDiffSQL compares the deal findings (f) with the open deal alerts in scope (a) in
 // one full join on (deal, rule, stage for stage-bound rules) and keeps the differences.
 // It creates detect_diff, so the scan may run in parallel.
-const dealDiffSQL = `
+var dealDiffSQL = `
 CREATE TEMP TABLE detect_diff ON COMMIT DROP AS
-WITH ` + dealInputsSQL + `,
+WITH ` + dealInputsSQL + `, ` + dealCandidatesSQL + `,
 f AS (` + dealFindingsSQL + `),
 a AS (
     SELECT id, deal_id, rule, CASE WHEN rule IN ('idle', 'stuck_in_stage') THEN coalesce(stage_id, 0) ELSE 0 END AS stage_key,
