@@ -1,6 +1,7 @@
 package connectors
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -77,7 +78,9 @@ type TokenRefresher interface {
 //	by the vendor's headers) → authentication (one refresh on a 401) → logging and counting
 //	→ transport.
 //
-// Responses come back unclassified; connectors turn them into errors with CheckResponse.
+// A 2xx body is read whole within its attempt, so a connection that drops in the middle
+// of a page is a failed attempt, retried like any connection error. Responses come back
+// unclassified; connectors turn them into errors with CheckResponse.
 // Waits longer than MaxRetryAfter and exhausted daily budgets fail fast with a
 // *RateLimitError; a rejected refresh token fails with ErrUnauthorized; neither is retried.
 func NewHTTPClient(cfg HTTPConfig) *http.Client {
@@ -91,7 +94,7 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 	next = &limitTransport{next: next, limiter: limiter}
 
 	rc := retryablehttp.NewClient()
-	rc.HTTPClient = &http.Client{Timeout: cfg.Timeout, Transport: next}
+	rc.HTTPClient = &http.Client{Timeout: cfg.Timeout, Transport: bufferTransport{next: next}}
 	rc.Logger = nil // the chain logs through logTransport, with credentials redacted
 	rc.RetryMax = cfg.RetryMax
 	rc.RetryWaitMin, rc.RetryWaitMax = cfg.RetryWaitMin, cfg.RetryWaitMax
@@ -106,6 +109,24 @@ func NewHTTPClient(cfg HTTPConfig) *http.Client {
 		}
 	}
 	return rc.StandardClient()
+}
+
+// bufferTransport reads each 2xx body into memory before the attempt ends (pages are
+// decoded whole anyway), turning a body cut short into the attempt's error.
+type bufferTransport struct{ next http.RoundTripper }
+
+func (t bufferTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.next.RoundTrip(req)
+	if err != nil || resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return resp, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("reading the response body: %w", err)
+	}
+	resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+	return resp, nil
 }
 
 func (cfg HTTPConfig) withDefaults() HTTPConfig {

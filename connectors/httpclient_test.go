@@ -201,6 +201,27 @@ func TestHTTPClient(t *testing.T) {
 		require.Equal(t, []string{`{"limit":200}`, `{"limit":200}`}, srv.bodies)
 	})
 
+	t.Run("ABodyCutShortIsRetried", func(t *testing.T) {
+		t.Parallel()
+		cut := func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Length", "4096")
+			_, _ = io.WriteString(w, `{"results":[{"id":"1"},`)
+			w.(http.Flusher).Flush()
+			conn, _, err := w.(http.Hijacker).Hijack()
+			require.NoError(t, err)
+			_ = conn.Close()
+		}
+		srv := newScripted(t, cut, ok)
+		cfg := fastConfig()
+		cfg.Stats = &connectors.Stats{}
+		resp, err := get(t, connectors.NewHTTPClient(cfg), t.Context(), srv.srv.URL)
+		require.NoError(t, err)
+		body, err := io.ReadAll(resp.Body)
+		require.NoError(t, err)
+		require.JSONEq(t, `{"ok":true}`, string(body), "the whole second answer, not the cut first one")
+		require.EqualValues(t, 1, cfg.Stats.Retries.Load())
+	})
+
 	t.Run("CancellationStopsTheRetryWait", func(t *testing.T) {
 		t.Parallel()
 		srv := newScripted(t, status(429, "Retry-After", "20"), ok)

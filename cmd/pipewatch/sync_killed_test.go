@@ -50,6 +50,9 @@ func TestSyncCommandKilledMidRun(t *testing.T) {
 	target, err := url.Parse(fake.URL)
 	require.NoError(t, err)
 	proxy := httputil.NewSingleHostReverseProxy(target)
+	// A fresh connection per request: a kept-alive one the fake dropped when the victim
+	// died would fail the next run's POST, which the proxy cannot retry.
+	proxy.Transport = &http.Transport{DisableKeepAlives: true}
 	var (
 		searches atomic.Int64
 		victim   atomic.Pointer[exec.Cmd]

@@ -106,6 +106,9 @@ type IdleRule struct {
 	NextActivitySuppresses bool `json:"next_activity_suppresses"`
 	// ExcludeZeroAmount skips deals whose amount is zero or empty.
 	ExcludeZeroAmount bool `json:"exclude_zero_amount"`
+	// HonorRotDays makes a vendor stage's rotting days (Pipedrive) its threshold, with the
+	// deal's last update in the CRM counted as a touch, as the vendor counts it.
+	HonorRotDays bool `json:"honor_rot_days"`
 }
 
 // StuckInStageRule flags open deals that stay in their stage longer than deals usually do.
@@ -204,6 +207,7 @@ func DefaultRules() Rules {
 			SuggestCloseLost:       Days{N: 60},
 			NextActivitySuppresses: true,
 			ExcludeZeroAmount:      true,
+			HonorRotDays:           true,
 		},
 		StuckInStage: StuckInStageRule{
 			Enabled: true, Mode: "learned", Days: Days{N: 30}, Stages: map[pipeline.CanonicalStage]Days{},
@@ -255,7 +259,7 @@ var rulesSection = Section{
 func decodeIdle(d *Decoder, top Fields, r *IdleRule) {
 	n, path := top.Get("idle")
 	m := d.Mapping(n, path, "enabled", "stages", "default", "stalled", "suggest_close_lost",
-		"next_activity_suppresses", "exclude_zero_amount")
+		"next_activity_suppresses", "exclude_zero_amount", "honor_rot_days")
 	setBool(d, m, "enabled", &r.Enabled)
 	r.Stages = decodeStageDays(d, m, "stages", r.Stages)
 	setDays(d, m, "default", 1, &r.Default)
@@ -263,6 +267,7 @@ func decodeIdle(d *Decoder, top Fields, r *IdleRule) {
 	setDays(d, m, "suggest_close_lost", 0, &r.SuggestCloseLost)
 	setBool(d, m, "next_activity_suppresses", &r.NextActivitySuppresses)
 	setBool(d, m, "exclude_zero_amount", &r.ExcludeZeroAmount)
+	setBool(d, m, "honor_rot_days", &r.HonorRotDays)
 }
 
 func decodeStuck(d *Decoder, top Fields, r *StuckInStageRule) {

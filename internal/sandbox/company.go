@@ -336,6 +336,7 @@ func (g *generator) generate() *Company {
 		g.leads(t, start, teamSpecs[i])
 	}
 	g.plantStories()
+	g.qualifiedLeadsDip()
 	slices.SortStableFunc(g.c.Deals, func(a, b *Deal) int { return a.Created.Compare(b.Created) })
 	for i, d := range g.c.Deals {
 		d.Seq = i + 1
@@ -622,6 +623,53 @@ func (g *generator) leads(t *Team, start time.Time, spec teamSpec) {
 			}
 			g.c.Leads = append(g.c.Leads, l)
 		}
+	}
+}
+
+// qualifiedDip is the share of the previous 30 days' SQLs that the last 30 days bring at
+// most: a drop the lead velocity rule reports (20 % by default) whatever the seed.
+const qualifiedDip = 0.6
+
+// qualifiedLeadsDip makes sure the SQLs of the last 30 days fell against the 30 days
+// before, in the CRM that records qualification (HubSpot's lifecycle stages): the flow
+// of leads dips (leadDip) but qualifying lags creation, so by chance the SQLs may not.
+// Marketing leads that stayed at MQL become SQL in the earlier window, then SQLs of the
+// last 30 days go back to MQL, until the last 30 days hold at most qualifiedDip of the
+// 30 days before. Leads that became deals keep their dates.
+func (g *generator) qualifiedLeadsDip() {
+	now := g.opts.Now
+	split, from := now.AddDate(0, 0, -30), now.AddDate(0, 0, -60)
+	var current, previous int
+	var promote, demote []*Lead
+	for _, l := range g.c.Leads {
+		if l.Team.CRM != HubSpot {
+			continue
+		}
+		switch {
+		case !l.SQLAt.IsZero() && !l.SQLAt.Before(split):
+			current++
+			if l.ConvertedAt.IsZero() {
+				demote = append(demote, l)
+			}
+		case !l.SQLAt.IsZero() && !l.SQLAt.Before(from):
+			previous++
+		case l.SQLAt.IsZero() && !l.MQLAt.IsZero() && !l.Disqualified && !l.MQLAt.Before(from) && l.MQLAt.Before(split.AddDate(0, 0, -2)):
+			promote = append(promote, l)
+		}
+	}
+	for _, l := range promote {
+		if float64(current) <= qualifiedDip*float64(previous) {
+			break
+		}
+		l.SQLAt = l.MQLAt.Add(g.days(1 + g.rng.Float64()*float64(split.Sub(l.MQLAt)/(24*time.Hour)-1)))
+		previous++
+	}
+	for _, l := range demote {
+		if float64(current) <= qualifiedDip*float64(previous) {
+			break
+		}
+		l.SQLAt = time.Time{}
+		current--
 	}
 }
 

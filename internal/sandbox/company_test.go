@@ -140,3 +140,27 @@ func TestGenerate(t *testing.T) {
 		require.Greater(t, n, 5*len(c.Deals))
 	})
 }
+
+// TestGenerateQualifiedLeadsFall: whatever the seed, the SQLs HubSpot records in the last
+// 30 days fall by at least a third against the 30 days before, so the demo always shows
+// the lead velocity rule firing.
+func TestGenerateQualifiedLeadsFall(t *testing.T) {
+	t.Parallel()
+	for seed := uint64(1); seed <= 12; seed++ {
+		c := sandbox.Generate(sandbox.Options{Seed: seed, Now: testNow})
+		split, from := testNow.AddDate(0, 0, -30), testNow.AddDate(0, 0, -60)
+		var current, previous int
+		for _, l := range c.Leads {
+			switch {
+			case l.Team.CRM != sandbox.HubSpot || l.SQLAt.IsZero() || l.SQLAt.Before(from):
+			case l.SQLAt.Before(split):
+				previous++
+				require.False(t, l.SQLAt.Before(l.MQLAt), "qualified for sales after marketing")
+			default:
+				current++
+			}
+		}
+		require.Greater(t, previous, 40, "seed %d", seed)
+		require.LessOrEqual(t, float64(current), 0.6*float64(previous), "seed %d: %d SQLs, %d before", seed, current, previous)
+	}
+}

@@ -41,11 +41,11 @@ import (
 const dealInputsSQL = `
 stage_t AS NOT MATERIALIZED (
     SELECT * FROM unnest(@st_calendar::int[], @st_stage::bigint[], @st_canonical::text[], @st_hubspot::bool[],
-                         @st_idle_threshold::text[], @st_idle_warn::timestamptz[], @st_idle_stalled::timestamptz[],
+                         @st_idle_threshold::text[], @st_idle_rot::bool[], @st_idle_warn::timestamptz[], @st_idle_stalled::timestamptz[],
                          @st_idle_lost::timestamptz[], @st_stuck_days::float8[], @st_stuck_label::text[],
                          @st_stuck_source::text[], @st_stuck_won::int[], @st_stuck_cutoff::timestamptz[],
                          @st_stuck_critical::timestamptz[])
-        AS t(calendar, stage_id, canonical, hubspot, idle_threshold, warn_cutoff, stalled_cutoff, close_lost_cutoff,
+        AS t(calendar, stage_id, canonical, hubspot, idle_threshold, idle_rot, warn_cutoff, stalled_cutoff, close_lost_cutoff,
              stuck_days, stuck_label, stuck_source, stuck_won, stuck_cutoff, stuck_critical)
 ), owner_t AS NOT MATERIALIZED (
     SELECT * FROM unnest(@ot_owner::bigint[], @ot_team::text[], @ot_calendar::int[]) AS t(owner_id, team, calendar)
@@ -88,8 +88,8 @@ var dealCandidatesSQL = dealCandidates("deal_c", "d.stage_entered_at IS NOT NULL
 func dealCandidates(name, which, entered string) string {
 	return name + ` AS (
     SELECT d.id, d.connection_id, d.owner_id, d.team, d.stage_id, d.name, d.amount, d.currency, d.close_date,
-           d.entered_at, d.last_activity_at, d.next_activity_at, d.idle_threshold, d.stalled_cutoff,
-           d.close_lost_cutoff, d.stuck_days, d.stuck_label, d.stuck_source, d.stuck_won, d.stuck_critical,
+           d.entered_at, d.last_activity_at, d.next_activity_at, d.remote_updated_at, d.idle_threshold, d.stalled_cutoff,
+           d.idle_rot, d.close_lost_cutoff, d.stuck_days, d.stuck_label, d.stuck_source, d.stuck_won, d.stuck_critical,
            d.push_count, d.pushed_out, d.done_at, d.touch_at AS own_touch_at, t.touch_at, t.next_at,
            d.idle AND t.touch_at < d.warn_cutoff AND NOT (@idle_suppress AND d.planned_at IS NOT NULL) AS idle,
            d.stuck, d.past, d.slipped, d.nns AND coalesce(t.next_at > @horizon, true) AS nns
@@ -102,14 +102,15 @@ func dealCandidates(name, which, entered string) string {
                    SELECT min(a.occurred_at) FROM activities a
                    WHERE a.deal_id = k.id AND NOT a.done AND a.deleted_at IS NULL AND a.occurred_at >= @now) END AS planned_at
         FROM (
-            SELECT c.*, ot.team, st.canonical, st.idle_threshold, st.warn_cutoff, st.stalled_cutoff,
+            SELECT c.*, ot.team, st.canonical, st.idle_threshold, st.idle_rot, st.warn_cutoff, st.stalled_cutoff,
                    st.close_lost_cutoff, st.stuck_days, st.stuck_label, st.stuck_source, st.stuck_won,
                    st.stuck_critical, sl.push_count, sl.pushed_out, t.touch_at,
                    ` + idleExpr + ` AS idle, ` + nnsExpr + ` AS nns, ` + stuckExpr + ` AS stuck,
                    ` + pastExpr + ` AS past, ` + slippedExpr + ` AS slipped
             FROM (
                 SELECT d.id, d.connection_id, d.owner_id, d.stage_id, d.name, d.amount, d.currency, d.close_date,
-                       d.remote_created_at, d.last_activity_at, d.next_activity_at, ` + entered + ` AS entered_at
+                       d.remote_created_at, d.remote_updated_at, d.last_activity_at, d.next_activity_at,
+                       ` + entered + ` AS entered_at
                 FROM deals d
                 WHERE d.connection_id = ANY(@conns::bigint[]) AND NOT d.is_closed AND d.deleted_at IS NULL AND ` + which + `
                   AND (` + maybeIdleExpr + ` OR ` + maybeNNSExpr + ` OR ` + maybeStuckExpr + `
@@ -119,7 +120,10 @@ func dealCandidates(name, which, entered string) string {
             LEFT JOIN owner_t ot ON ot.owner_id = c.owner_id
             LEFT JOIN stage_t st ON st.calendar = coalesce(ot.calendar, 0) AND st.stage_id = coalesce(c.stage_id, 0)
             LEFT JOIN slips sl ON sl.deal_id = c.id
-            CROSS JOIN LATERAL (SELECT greatest(c.last_activity_at, c.entered_at, c.remote_created_at) AS touch_at) t
+            CROSS JOIN LATERAL (
+                SELECT greatest(c.last_activity_at, c.entered_at, c.remote_created_at,
+                                CASE WHEN st.idle_rot THEN c.remote_updated_at END) AS touch_at
+            ) t
             LIMIT ALL
         ) k
         WHERE k.idle OR k.nns OR k.stuck OR k.past OR k.slipped
@@ -156,7 +160,8 @@ var dealFindings = []dealFinding{{
 	// the source of the last touch
 	txt1: `CASE WHEN d.done_at IS NOT NULL AND d.done_at >= d.own_touch_at THEN 'activity'
                      WHEN d.touch_at = d.last_activity_at THEN 'crm_last_activity'
-                     WHEN d.touch_at = d.entered_at THEN 'stage_entered' ELSE 'created' END`,
+                     WHEN d.touch_at = d.entered_at THEN 'stage_entered'
+                     WHEN d.idle_rot AND d.touch_at = d.remote_updated_at THEN 'crm_updated' ELSE 'created' END`,
 	txt2: `d.idle_threshold`,
 }, {
 	rule: RuleStuckInStage, verdict: "stuck", stageBound: true,
@@ -280,6 +285,7 @@ SET details = jsonb_build_object(
     || CASE f.rule
         WHEN 'idle' THEN jsonb_build_object(
             'last_touch_at', f.at1, 'last_touch_source', f.txt1, 'threshold', f.txt2, 'next_activity_at', f.at2,
+            'threshold_source', CASE WHEN @idle_rot_on AND s.rot_days > 0 THEN 'rot_days' END,
             'days_idle', floor(extract(epoch FROM @now - f.at1) / 86400)::int,
             'stalled', f.severity = 'critical', 'suggest_close_lost', f.int1 = 1,
             'last_activity_kind', CASE WHEN f.txt1 = 'activity' THEN (
@@ -380,9 +386,15 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 		stStuckDays                                        []*float64
 		stStuckWon                                         []int32
 	)
+	var stIdleRot []bool
 	for cal := range in.cals {
 		for _, h := range stages {
 			it := idle[cal+"/"+string(h.Canonical)]
+			rot := r.Idle.HonorRotDays && h.RotDays > 0
+			if rot {
+				it = it.rotting(h.RotDays, in.cals[cal], in.now)
+			}
+			stIdleRot = append(stIdleRot, rot)
 			stCal, stStage, stCanonical = append(stCal, calNo[cal]), append(stStage, h.StageID), append(stCanonical, string(h.Canonical))
 			stHubspot = append(stHubspot, h.Hubspot)
 			stIdleTh, stWarn = append(stIdleTh, it.Threshold.String()), append(stWarn, timePtr(it.Warn))
@@ -437,11 +449,11 @@ func dealRuleArgs(ctx context.Context, tx pgx.Tx, in dealRuleInput) (pgx.NamedAr
 	return pgx.NamedArgs{
 		"conns": in.conns, "now": in.now, "today": today.Format(time.DateOnly), "tz": org.Location().String(),
 		"st_calendar": stCal, "st_stage": stStage, "st_canonical": stCanonical, "st_hubspot": stHubspot,
-		"st_idle_threshold": stIdleTh, "st_idle_warn": stWarn, "st_idle_stalled": stStalled, "st_idle_lost": stLost,
+		"st_idle_threshold": stIdleTh, "st_idle_rot": stIdleRot, "st_idle_warn": stWarn, "st_idle_stalled": stStalled, "st_idle_lost": stLost,
 		"st_stuck_days": stStuckDays, "st_stuck_label": stStuckLabel, "st_stuck_source": stStuckSource,
 		"st_stuck_won": stStuckWon, "st_stuck_cutoff": stStuckCut, "st_stuck_critical": stStuckCrit,
 		"ot_owner": otOwner, "ot_team": otTeam, "ot_calendar": otCal,
-		"idle_on": r.Idle.Enabled, "idle_exclude_zero": r.Idle.ExcludeZeroAmount, "idle_suppress": r.Idle.NextActivitySuppresses,
+		"idle_on": r.Idle.Enabled, "idle_rot_on": r.Idle.HonorRotDays, "idle_exclude_zero": r.Idle.ExcludeZeroAmount, "idle_suppress": r.Idle.NextActivitySuppresses,
 		"stuck_on": r.StuckInStage.Enabled, "stuck_exclude_zero": r.StuckInStage.ExcludeZeroAmount,
 		"critical_factor": r.StuckInStage.CriticalFactor,
 		"past_on":         r.PastCloseDate.Enabled, "past_ignore_default": r.PastCloseDate.IgnoreDefaultCloseDates,

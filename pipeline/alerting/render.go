@@ -104,7 +104,7 @@ func (v view) summary(a Alert) string {
 	var s string
 	switch a.Rule {
 	case RuleIdle:
-		s = fmt.Sprintf("No touch for %s%s (threshold %s).", v.idleSpan(d), v.inStage(d), thresholdLabel(d.Threshold))
+		s = fmt.Sprintf("No touch for %s%s (threshold %s).", v.idleSpan(d), v.inStage(d), idleThresholdLabel(d))
 		if d.SuggestCloseLost {
 			s += " It has been idle long enough that closing it as lost may be the honest update."
 		} else {
@@ -167,7 +167,7 @@ func (v view) facts(a Alert) []notify.Fact {
 	}
 	switch a.Rule {
 	case RuleIdle:
-		add("Idle", v.idleSpan(d)+" (threshold "+thresholdLabel(d.Threshold)+")")
+		add("Idle", v.idleSpan(d)+" (threshold "+idleThresholdLabel(d)+")")
 		add("Last touch", v.touchLabel(d))
 		add("Next activity", v.day(d.NextActivityAt))
 	case RuleStuckInStage:
@@ -354,6 +354,8 @@ func (v view) touchLabel(d Details) string {
 		src = "last activity in the CRM"
 	case "stage_entered":
 		src = "entered the stage"
+	case "crm_updated":
+		src = "deal last updated in the CRM"
 	case "created":
 		src = "deal created"
 	}
@@ -379,6 +381,14 @@ func stageLabel(d Details) string {
 		return strings.ReplaceAll(d.CanonicalStage, "_", " ")
 	}
 	return ""
+}
+
+// idleThresholdLabel is the idle threshold, and where it comes from when the CRM set it.
+func idleThresholdLabel(d Details) string {
+	if d.ThresholdSource == SourceRotDays {
+		return thresholdLabel(d.Threshold) + ", the CRM's rotting days"
+	}
+	return thresholdLabel(d.Threshold)
 }
 
 func stuckBenchmark(d Details) string {

@@ -185,6 +185,30 @@ func TestRules(t *testing.T) {
 		require.Equal(t, alerting.SourceRotDays, b.alerts(t, "")[0].Details.ThresholdSource)
 	})
 
+	t.Run("PipedriveRotDaysSetTheIdleThreshold", func(t *testing.T) {
+		t.Parallel()
+		e := setupRules(t, "pipedrive", "idle")
+		b := e.b
+		rotting := b.stage(t, e.conn, "Demo", "needs_assessment", 5) // needs assessment's own threshold: 10 days
+		touched := b.now.Add(-7 * day)
+		base := deal{conn: e.conn, owner: e.ana, amount: money(100), created: touched, stageEntered: touched, lastActivity: touched}
+		rotten := base
+		rotten.stage = rotting
+		fresh := base
+		fresh.stage = e.qual // 7 days: not idle yet
+		fresh.lastActivity = b.now.Add(-6 * day)
+		id := b.deal(t, rotten)
+		b.deal(t, fresh)
+		b.detect(t)
+		require.Equal(t, []int64{id}, ruleDeals(t, b, "idle"))
+		d := b.alerts(t, "rule = 'idle'")[0].Details
+		require.Equal(t, "5d", d.Threshold)
+		require.Equal(t, alerting.SourceRotDays, d.ThresholdSource)
+		sent := b.notifications(t)
+		require.Len(t, sent, 1)
+		require.Contains(t, sent[0].Message.Summary, "(threshold 5 days, the CRM's rotting days)")
+	})
+
 	t.Run("StageEntryFromHistoryWhenTheDealHasNone", func(t *testing.T) {
 		t.Parallel()
 		e := setupRules(t, "hubspot", "stuck_in_stage")

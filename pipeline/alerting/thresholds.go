@@ -130,3 +130,12 @@ func stuckThresholdFor(r config.StuckInStageRule, h stageHistory, cal *Calendar,
 	}
 	return fixed(r.Days, SourceFallback)
 }
+
+// rotting is t for a vendor stage with its own rotting days (Pipedrive): they replace the
+// stage's threshold (the deal's last update in the CRM then counts as a touch, as it
+// resets the vendor's rotting clock).
+func (t idleThreshold) rotting(days int, cal *Calendar, now time.Time) idleThreshold {
+	t.Threshold = config.Days{N: days}
+	t.Warn = cal.Before(now, t.Threshold)
+	return t
+}
