@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -100,16 +101,18 @@ func generatePipeline(ctx context.Context, pool *pgxpool.Pool, open int, now tim
 
 // Rules are the detect and report timings.
 type Rules struct {
-	Deals         int64   `json:"deals"`
-	OpenDeals     int     `json:"open_deals"`
-	SetupSeconds  float64 `json:"setup_seconds"`
-	AlertsOpened  int     `json:"alerts_opened"`
-	DetectFirst   float64 `json:"detect_first_run_seconds"`
-	Detect        float64 `json:"detect_seconds"`
-	Report        float64 `json:"report_seconds"`
-	ReportPeriod  string  `json:"report_period"`
-	DetectTargetS float64 `json:"detect_target_seconds"`
-	ReportTargetS float64 `json:"report_target_seconds"`
+	Deals        int64   `json:"deals"`
+	OpenDeals    int     `json:"open_deals"`
+	SetupSeconds float64 `json:"setup_seconds"`
+	AlertsOpened int     `json:"alerts_opened"`
+	DetectFirst  float64 `json:"detect_first_run_seconds"`
+	// Detect is the median of DetectRuns, three runs after the first.
+	Detect        float64   `json:"detect_seconds"`
+	DetectRuns    []float64 `json:"detect_runs_seconds"`
+	Report        float64   `json:"report_seconds"`
+	ReportPeriod  string    `json:"report_period"`
+	DetectTargetS float64   `json:"detect_target_seconds"`
+	ReportTargetS float64   `json:"report_target_seconds"`
 }
 
 // measureRules generates the pipeline and times detect (its first run, which records
@@ -152,10 +155,15 @@ func measureRules(ctx context.Context, pool *pgxpool.Pool, open int, logger *slo
 	if _, err := pool.Exec(ctx, `VACUUM ANALYZE alerts`); err != nil {
 		return r, fmt.Errorf("analyzing the alerts: %w", err)
 	}
-	now = now.Add(time.Minute)
-	if _, r.Detect, err = detect(); err != nil {
-		return r, fmt.Errorf("running detect again: %w", err)
+	for range 3 {
+		now = now.Add(time.Minute)
+		_, secs, err := detect()
+		if err != nil {
+			return r, fmt.Errorf("running detect again: %w", err)
+		}
+		r.DetectRuns = append(r.DetectRuns, secs)
 	}
+	r.Detect = slices.Sorted(slices.Values(r.DetectRuns))[1]
 
 	period := analytics.QuarterOf(now)
 	r.ReportPeriod = period.Label
