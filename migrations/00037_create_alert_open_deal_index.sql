@@ -7,7 +7,7 @@
 
 -- +goose Up
 CREATE INDEX alerts_open_deal_idx ON alerts (deal_id)
-    INCLUDE (id, connection_id, rule, stage_id, evidence_hash, severity, owner_id, team, state, snoozed_until)
+    INCLUDE (id, connection_id, rule, stage_id, evidence_hash, state, snoozed_until)
     WHERE state <> 'resolved';
 DROP INDEX alerts_subject_open_idx;
 CREATE UNIQUE INDEX alerts_subject_open_idx ON alerts (subject_key) WHERE state <> 'resolved';

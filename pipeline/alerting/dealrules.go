@@ -25,7 +25,8 @@ import (
 // only for the deals still idle or without a next step; and each rule whose condition
 // holds yields a compact finding (dealFindingsSQL): the facts behind it in generic columns
 // (at1, at2, num1, int1, txt1, txt2; see dealFindings for what each rule puts where) and a
-// signature of them. The findings are compared with the open alerts in the same statement
+// signature of them with the severity, stage, owner and team (alerts.evidence_hash), the
+// one value compared with the open alert. The findings are compared with the open alerts in the same statement
 // (dealDiffSQL), so only what changed is written; evidence (details) is built for new and
 // changed findings only (detailsSQL).
 //
@@ -223,8 +224,8 @@ func dealFindingsFrom(candidates string) string {
 SELECT r.rule, CASE WHEN r.n IN (` + strings.Join(stageBound, ", ") + `) THEN coalesce(d.stage_id, 0) ELSE 0 END AS stage_key,
        d.connection_id, d.id AS deal_id, d.owner_id, d.team, d.stage_id, e.severity, e.at1, e.at2, e.num1, e.int1,
        e.txt1, e.txt2,
-       hash_record_extended(ROW(e.severity, d.name, d.amount, d.currency, d.close_date, d.entered_at,
-                                e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
+       hash_record_extended(ROW(e.severity, d.stage_id, d.owner_id, d.team, d.name, d.amount, d.currency,
+                                d.close_date, d.entered_at, e.at1, e.at2, e.num1, e.int1, e.txt1, e.txt2), 0) AS sig
 FROM ` + candidates + ` d
 JOIN (VALUES ` + strings.Join(rules, ", ") + `) r(n, rule) ON CASE r.n ` + strings.Join(verdicts, " ") + ` END
 CROSS JOIN LATERAL (

@@ -34,7 +34,7 @@ WITH ` + dealInputsSQL + `, ` + dealCandidatesSQL + `,
 f AS (` + dealFindingsSQL + `),
 a AS (
     SELECT id, deal_id, rule, CASE WHEN rule IN ('idle', 'stuck_in_stage') THEN coalesce(stage_id, 0) ELSE 0 END AS stage_key,
-           evidence_hash, severity, stage_id, owner_id, team, state, snoozed_until
+           evidence_hash, state, snoozed_until
     FROM alerts
     WHERE state <> 'resolved' AND connection_id = ANY(@conns::bigint[]) AND rule = ANY(@deal_rules::text[])
 )
@@ -48,9 +48,7 @@ SELECT a.id AS alert_id, a.id IS NULL AS is_new, a.id IS NOT NULL AND f.deal_id 
 FROM f
 FULL JOIN a ON a.deal_id = f.deal_id AND a.rule = f.rule AND a.stage_key = f.stage_key
 CROSS JOIN LATERAL (
-    SELECT a.evidence_hash IS DISTINCT FROM f.sig OR a.severity IS DISTINCT FROM f.severity
-               OR a.stage_id IS DISTINCT FROM f.stage_id OR a.owner_id IS DISTINCT FROM f.owner_id
-               OR a.team IS DISTINCT FROM f.team AS changed,
+    SELECT a.evidence_hash IS DISTINCT FROM f.sig AS changed,
            a.state = 'snoozed' AND a.snoozed_until <= @now AS reopen
 ) c
 WHERE a.id IS NULL OR f.deal_id IS NULL OR c.changed OR c.reopen`

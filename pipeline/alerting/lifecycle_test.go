@@ -161,6 +161,21 @@ func TestAlertLifecycle(t *testing.T) {
 		require.Len(t, b.alerts(t, ""), 1)
 	})
 
+	t.Run("ReassignedDealMovesItsAlert", func(t *testing.T) {
+		t.Parallel()
+		b, conn, ana, qual := setupIdle(t)
+		bob := b.owner(t, conn, "bob@example.com", ownerOpts{})
+		id := b.idleDeal(t, conn, qual, ana, 8*day)
+		b.detect(t)
+		b.advance(t, time.Hour, conn)
+		b.exec(t, `UPDATE deals SET owner_id = $2 WHERE id = $1`, id, bob)
+		rep := b.detect(t)
+		require.Equal(t, 1, rep.Updated)
+		require.Zero(t, rep.Opened)
+		require.Len(t, b.alerts(t, ""), 1, "the same alert")
+		require.Len(t, b.alerts(t, "owner_id = $1 AND state = 'open'", bob), 1, "now the new owner's")
+	})
+
 	t.Run("ClosedDealResolvesWithReason", func(t *testing.T) {
 		t.Parallel()
 		b, conn, ana, qual := setupIdle(t)
