@@ -233,6 +233,9 @@ func describeAlert(a demoAlert) string {
 	switch a.Rule {
 	case alerting.RuleIdle:
 		why = fmt.Sprintf("no touch for %d days in %s (threshold %s)", x.DaysIdle, x.StageName, x.Threshold)
+		if x.ThresholdSource != "" {
+			why = fmt.Sprintf("no touch for %d days in %s (threshold %s, %s)", x.DaysIdle, x.StageName, x.Threshold, x.ThresholdSource)
+		}
 	case alerting.RuleStuckInStage:
 		why = fmt.Sprintf("%d days in %s; threshold %.0f days (%s)", x.DaysInStage, x.StageName, x.ThresholdDays, x.ThresholdSource)
 	case alerting.RulePastCloseDate:

@@ -396,11 +396,11 @@ func (r *run) digestMessage(b *bucket) notify.Message {
 	var m notify.Message
 	switch {
 	case b.kind == bucketBaseline:
-		m.Title = fmt.Sprintf("pipewatch is now watching: %s already need attention", plural(total, "alert"))
+		m.Title = fmt.Sprintf("pipewatch is now watching: %s attention", pluralNeed(total, "alert", "already"))
 		m.Summary = "These conditions existed before pipewatch started watching, so nobody was pinged about them one by one. " +
 			"From now on, new ones reach the deal owner directly."
 	default:
-		m.Title = fmt.Sprintf("%s need attention", plural(total, "alert"))
+		m.Title = pluralNeed(total, "alert", "") + " attention"
 		m.Summary = "Several alerts came up at once, so here they are together instead of one message each."
 	}
 	r.fillDigest(&m, b)

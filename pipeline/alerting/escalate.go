@@ -106,7 +106,7 @@ func locationOf(to Recipient, fallback *time.Location) *time.Location {
 // managerDigest renders a manager's daily digest.
 func (r *run) managerDigest(b *bucket, local time.Time) notify.Message {
 	m := notify.Message{
-		Title: fmt.Sprintf("Daily pipeline digest, %s: %s need a manager's look", local.Format("Mon 2 Jan"), plural(b.total, "alert")),
+		Title: fmt.Sprintf("Daily pipeline digest, %s: %s a manager's look", local.Format("Mon 2 Jan"), pluralNeed(b.total, "alert", "")),
 		Summary: "Critical alerts of your team, and alerts their owners have not acted on for " +
 			r.settings.Routing.EscalateAfter.Label() + ".",
 	}

@@ -456,6 +456,18 @@ func plural(n int, unit string) string {
 	return strconv.Itoa(n) + " " + unit + "s"
 }
 
+// pluralNeed is "1 alert needs" or "5 alerts need", with adverb (if any) before the verb.
+func pluralNeed(n int, unit, adverb string) string {
+	verb := "need"
+	if n == 1 {
+		verb = "needs"
+	}
+	if adverb != "" {
+		verb = adverb + " " + verb
+	}
+	return plural(n, unit) + " " + verb
+}
+
 func dateOnly(s string) string {
 	if len(s) >= 10 {
 		return s[:10]

@@ -100,7 +100,7 @@ func TestRouting(t *testing.T) {
 		require.Len(t, sent, 1)
 		require.Equal(t, "lee@example.com", sent[0].Recipient)
 		require.Equal(t, "digest", sent[0].Kind)
-		require.Contains(t, sent[0].Message.Title, "Daily pipeline digest, Wed 10 Jun: 1 alert need")
+		require.Contains(t, sent[0].Message.Title, "Daily pipeline digest, Wed 10 Jun: 1 alert needs a manager's look")
 		require.Len(t, sent[0].Message.Items, 1)
 		require.Contains(t, sent[0].Message.Items[0].Text, "ana")
 
