@@ -1,7 +1,6 @@
 package hubspot_test
 
 import (
-	"context"
 	"log/slog"
 	"net/http"
 	"testing"
@@ -122,8 +121,4 @@ func TestConformance(t *testing.T) {
 			})
 		})
 	}
-}
-
-func ctxWithStats(ctx context.Context, s *connectors.Stats) context.Context {
-	return connectors.WithStats(ctx, s)
 }
