@@ -25,9 +25,9 @@ import (
 // only for the deals still idle or without a next step; and each rule whose condition
 // holds yields a compact finding (dealFindingsSQL): the facts behind it in generic columns
 // (at1, at2, num1, int1, txt1, txt2; see dealFindings for what each rule puts where) and a
-// signature of them with the severity, stage, owner and team (alerts.evidence_hash), the
-// one value compared with the open alert. The findings are compared with the open alerts in the same statement
-// (dealDiffSQL), so only what changed is written; evidence (details) is built for new and
+// signature of them with the severity, stage, owner and team (alerts.evidence_hash). The
+// findings are compared with the open alerts in the same statement (dealDiffSQL), by that
+// one value, so only what changed is written; evidence (details) is built for new and
 // changed findings only (detailsSQL).
 //
 // Each stage is a subquery ending in LIMIT ALL, so that what it computes is computed once
