@@ -36,27 +36,11 @@ func TestPipedriveRottingDaysDriveTheStuckRule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tx := dbtest.TestTx(ctx, t)
-	b := newPipedriveBundle(ctx, t, tx, pipedriveSetup{account: pipedrivetest.Account{Users: 2, Deals: 0}})
-
-	now := b.clock.Now()
-	days := func(n int) time.Time { return now.Add(-time.Duration(n) * 24 * time.Hour) }
-	owner := b.fake.Snapshot().Users[0].ID
-	pl := b.fake.AddPipeline(pipedrivetest.Pipeline{Name: "Field sales", OrderNr: 9, AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
-	rotting := b.fake.AddStage(pipedrivetest.Stage{Name: "Proposal Made", OrderNr: 1, PipelineID: pl.ID, DealProbability: 60,
-		IsDealRotEnabled: true, DaysToRotten: ptrInt(7), AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
-	plain := b.fake.AddStage(pipedrivetest.Stage{Name: "Negotiations Started", OrderNr: 2, PipelineID: pl.ID, DealProbability: 80,
-		IsDealRotEnabled: false, DaysToRotten: ptrInt(7), AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
-	deal := func(title string, stage, enteredDaysAgo int) int {
-		return b.fake.AddDeal(pipedrivetest.Deal{
-			Title: title, OwnerID: owner, PipelineID: pl.ID, StageID: stage, Value: "25000", Currency: "USD",
-			ExpectedCloseDate: ptrString(now.AddDate(0, 2, 0).Format(time.DateOnly)),
-			AddTime:           pipedrivetest.T(days(40)), StageChangeTime: pipedrivetest.TimePtr(days(enteredDaysAgo)),
-			UpdateTime: pipedrivetest.T(days(1)),
-		}).ID
-	}
-	rotten := deal("Rotten", rotting.ID, 10)
-	deal("Fresh", rotting.ID, 3)
-	deal("Long but not rotting", plain.ID, 10)
+	a := newRottingAccount(ctx, t, tx, 7)
+	b, rotting, plain := a.b, a.rotting, a.plain
+	rotten := a.deal("Rotten", rotting.ID, 10, 1)
+	a.deal("Fresh", rotting.ID, 3, 1)
+	a.deal("Long but not rotting", plain.ID, 10, 1)
 
 	b.syncAll(ctx, t)
 	require.EqualValues(t, 7, countRows(ctx, t, tx, `SELECT rot_days FROM stages WHERE external_id = $1`, strconv.Itoa(rotting.ID)))
@@ -85,28 +69,12 @@ func TestPipedriveRottingDaysDriveTheIdleRule(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	tx := dbtest.TestTx(ctx, t)
-	b := newPipedriveBundle(ctx, t, tx, pipedriveSetup{account: pipedrivetest.Account{Users: 2, Deals: 0}})
-
-	now := b.clock.Now()
-	days := func(n int) time.Time { return now.Add(-time.Duration(n) * 24 * time.Hour) }
-	owner := b.fake.Snapshot().Users[0].ID
-	pl := b.fake.AddPipeline(pipedrivetest.Pipeline{Name: "Field sales", OrderNr: 9, AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
 	// Proposal's own idle threshold is 5 business days; this stage rots in 20.
-	rotting := b.fake.AddStage(pipedrivetest.Stage{Name: "Proposal Made", OrderNr: 1, PipelineID: pl.ID, DealProbability: 60,
-		IsDealRotEnabled: true, DaysToRotten: ptrInt(20), AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
-	plain := b.fake.AddStage(pipedrivetest.Stage{Name: "Negotiations Started", OrderNr: 2, PipelineID: pl.ID, DealProbability: 80,
-		IsDealRotEnabled: false, DaysToRotten: ptrInt(20), AddTime: pipedrivetest.T(days(90)), UpdateTime: pipedrivetest.T(days(90))})
-	deal := func(title string, stage, updatedDaysAgo int) int {
-		return b.fake.AddDeal(pipedrivetest.Deal{
-			Title: title, OwnerID: owner, PipelineID: pl.ID, StageID: stage, Value: "25000", Currency: "USD",
-			ExpectedCloseDate: ptrString(now.AddDate(0, 2, 0).Format(time.DateOnly)),
-			AddTime:           pipedrivetest.T(days(60)), StageChangeTime: pipedrivetest.TimePtr(days(30)),
-			UpdateTime: pipedrivetest.T(days(updatedDaysAgo)),
-		}).ID
-	}
-	rotten := deal("Not updated for 25 days", rotting.ID, 25)
-	deal("Updated 10 days ago", rotting.ID, 10)
-	quiet := deal("Updated yesterday, no touch for 30 days", plain.ID, 1)
+	a := newRottingAccount(ctx, t, tx, 20)
+	b := a.b
+	rotten := a.deal("Not updated for 25 days", a.rotting.ID, 30, 25)
+	a.deal("Updated 10 days ago", a.rotting.ID, 30, 10)
+	quiet := a.deal("Updated yesterday, no touch for 30 days", a.plain.ID, 30, 1)
 
 	b.syncAll(ctx, t)
 	detectPipedrive(ctx, t, tx, b)
@@ -127,6 +95,42 @@ func TestPipedriveRottingDaysDriveTheIdleRule(t *testing.T) {
 	}
 	slices.SortFunc(want, func(a, b idle) int { return strings.Compare(a.Deal, b.Deal) })
 	require.Equal(t, want, got)
+}
+
+// rottingAccount is a Pipedrive account with a pipeline of two stages, "Proposal Made"
+// with rotting on and "Negotiations Started" with it off (both set to the same days).
+type rottingAccount struct {
+	b              *pipedriveBundle
+	rotting, plain pipedrivetest.Stage
+	owner          int
+	now            time.Time
+}
+
+func newRottingAccount(ctx context.Context, t *testing.T, tx pgx.Tx, rotDays int) *rottingAccount {
+	t.Helper()
+	b := newPipedriveBundle(ctx, t, tx, pipedriveSetup{account: pipedrivetest.Account{Users: 2, Deals: 0}})
+	a := &rottingAccount{b: b, owner: b.fake.Snapshot().Users[0].ID, now: b.clock.Now()}
+	long := pipedrivetest.T(a.daysAgo(90))
+	pl := b.fake.AddPipeline(pipedrivetest.Pipeline{Name: "Field sales", OrderNr: 9, AddTime: long, UpdateTime: long})
+	a.rotting = b.fake.AddStage(pipedrivetest.Stage{Name: "Proposal Made", OrderNr: 1, PipelineID: pl.ID, DealProbability: 60,
+		IsDealRotEnabled: true, DaysToRotten: ptrInt(rotDays), AddTime: long, UpdateTime: long})
+	a.plain = b.fake.AddStage(pipedrivetest.Stage{Name: "Negotiations Started", OrderNr: 2, PipelineID: pl.ID, DealProbability: 80,
+		IsDealRotEnabled: false, DaysToRotten: ptrInt(rotDays), AddTime: long, UpdateTime: long})
+	return a
+}
+
+func (a *rottingAccount) daysAgo(n int) time.Time {
+	return a.now.Add(-time.Duration(n) * 24 * time.Hour)
+}
+
+// deal adds an open deal in stage that entered it and was last updated the given days ago.
+func (a *rottingAccount) deal(title string, stage, enteredDaysAgo, updatedDaysAgo int) int {
+	return a.b.fake.AddDeal(pipedrivetest.Deal{
+		Title: title, OwnerID: a.owner, PipelineID: a.rotting.PipelineID, StageID: stage, Value: "25000", Currency: "USD",
+		ExpectedCloseDate: ptrString(a.now.AddDate(0, 2, 0).Format(time.DateOnly)),
+		AddTime:           pipedrivetest.T(a.daysAgo(60)), StageChangeTime: pipedrivetest.TimePtr(a.daysAgo(enteredDaysAgo)),
+		UpdateTime: pipedrivetest.T(a.daysAgo(updatedDaysAgo)),
+	}).ID
 }
 
 // detectPipedrive runs detect on the bundle's connection, which must be evaluated.
