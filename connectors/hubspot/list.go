@@ -192,84 +192,82 @@ func (c *Connector) readAssociations(ctx context.Context, fromType, toType strin
 // batchReadMax is the batch read endpoints' input limit.
 const batchReadMax = 100
 
-// readProperties batch-reads props of records (POST /crm/v3/objects/{type}/batch/read)
-// and adds them to the records.
-func (c *Connector) readProperties(ctx context.Context, objectType string, records []*record, props []string) error {
-	byID := make(map[string]*record, len(records))
-	for _, r := range records {
-		byID[r.id] = r
-	}
+// batchRead reads props of the objectType records ids (POST
+// /crm/v3/objects/{type}/batch/read, batchReadMax per request) and passes each object
+// returned to each. Ids the read does not return (archived or gone: a 207 answer names
+// them) are not passed; what reads them says in what it returns on error.
+func (c *Connector) batchRead(ctx context.Context, objectType string, ids, props []string, each func(raw json.RawMessage)) error {
 	type input struct {
 		ID string `json:"id"`
 	}
-	for chunk := range slices.Chunk(records, batchReadMax) {
-		body := struct {
-			Inputs     []input  `json:"inputs"`
-			Properties []string `json:"properties"`
-		}{Properties: props}
-		for _, r := range chunk {
-			body.Inputs = append(body.Inputs, input{ID: r.id})
-		}
-		var out pageBody
-		path := "/crm/v3/objects/" + objectType + "/batch/read"
-		if _, err := c.call(ctx, "POST", path, url.Values{"archived": {"false"}}, body, &out); err != nil {
-			return fmt.Errorf("reading %d properties of %d %s: %w", len(props), len(chunk), objectType, err)
-		}
-		for _, raw := range out.Results {
-			var b objectBody
-			if json.Unmarshal(raw, &b) != nil {
-				continue
-			}
-			id, _ := jsonString(b.ID)
-			r, ok := byID[id]
-			if !ok {
-				continue
-			}
-			if r.props == nil {
-				r.props = make(map[string]json.RawMessage, len(props))
-			}
-			for _, p := range props {
-				if v, ok := b.Properties[p]; ok && string(v) != "null" { // unset: see dropNulls
-					r.props[p] = v
-				}
-			}
-			r.raw = withProperties(r.raw, r.props)
-		}
-	}
-	return nil
-}
-
-// readCreated batch-reads the creation time of the objectType records ids (POST
-// /crm/v3/objects/{type}/batch/read, 100 per request). Ids the read does not return
-// (archived or gone: a 207 answer names them) are absent from the map.
-func (c *Connector) readCreated(ctx context.Context, objectType string, ids []string) (map[string]time.Time, error) {
-	type input struct {
-		ID string `json:"id"`
-	}
-	created := make(map[string]time.Time, len(ids))
-	entity := entityOf(objectType)
 	for chunk := range slices.Chunk(ids, batchReadMax) {
 		body := struct {
 			Inputs     []input  `json:"inputs"`
 			Properties []string `json:"properties"`
-		}{Properties: []string{"createdate"}}
+		}{Properties: props}
 		for _, id := range chunk {
 			body.Inputs = append(body.Inputs, input{ID: id})
 		}
 		var out pageBody
 		path := "/crm/v3/objects/" + objectType + "/batch/read"
 		if _, err := c.call(ctx, "POST", path, url.Values{"archived": {"false"}}, body, &out); err != nil {
-			return nil, fmt.Errorf("reading the creation time of %d %s: %w", len(chunk), objectType, err)
+			return err
 		}
-		for i, raw := range out.Results {
-			r, skipped := decodeRecord(entity, i, raw, "")
-			if skipped != nil {
-				continue
-			}
-			if at := r.base().CreatedAt; !at.IsZero() {
-				created[r.id] = at
+		for _, raw := range out.Results {
+			each(raw)
+		}
+	}
+	return nil
+}
+
+// readProperties batch-reads props of records and adds them to the records.
+func (c *Connector) readProperties(ctx context.Context, objectType string, records []*record, props []string) error {
+	byID := make(map[string]*record, len(records))
+	ids := make([]string, len(records))
+	for i, r := range records {
+		byID[r.id], ids[i] = r, r.id
+	}
+	err := c.batchRead(ctx, objectType, ids, props, func(raw json.RawMessage) {
+		var b objectBody
+		if json.Unmarshal(raw, &b) != nil {
+			return
+		}
+		id, _ := jsonString(b.ID)
+		r, ok := byID[id]
+		if !ok {
+			return
+		}
+		if r.props == nil {
+			r.props = make(map[string]json.RawMessage, len(props))
+		}
+		for _, p := range props {
+			if v, ok := b.Properties[p]; ok && string(v) != "null" { // unset: see dropNulls
+				r.props[p] = v
 			}
 		}
+		r.raw = withProperties(r.raw, r.props)
+	})
+	if err != nil {
+		return fmt.Errorf("reading %d properties of %d %s: %w", len(props), len(records), objectType, err)
+	}
+	return nil
+}
+
+// readCreated batch-reads the creation time of the objectType records ids. Ids the read
+// does not return (archived or gone) are absent from the map.
+func (c *Connector) readCreated(ctx context.Context, objectType string, ids []string) (map[string]time.Time, error) {
+	created := make(map[string]time.Time, len(ids))
+	entity := entityOf(objectType)
+	i := 0
+	err := c.batchRead(ctx, objectType, ids, []string{"createdate"}, func(raw json.RawMessage) {
+		r, skipped := decodeRecord(entity, i, raw, "")
+		i++
+		if skipped == nil && !r.base().CreatedAt.IsZero() {
+			created[r.id] = r.base().CreatedAt
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the creation time of %d %s: %w", len(ids), objectType, err)
 	}
 	return created, nil
 }
