@@ -142,21 +142,20 @@ func seenRows(seen Seen, prefix ...any) [][]any {
 	return rows
 }
 
-// tombstoneUnseenSQL tombstones the live rows of one table that the read did not see and
-// that no run synced since the read began. $1 = connection, $2 = stream, $3 = entity,
-// $4 = read start, $5 = now.
-const tombstoneUnseenSQL = `UPDATE %s t SET deleted_at = $5, synced_at = $5
-WHERE t.connection_id = $1 AND t.deleted_at IS NULL AND t.synced_at < $4
+// unseenSQL holds for a live row t of one table that the read did not see and that no
+// run synced since the read began. $1 = connection, $2 = stream, $3 = entity, $4 = read
+// start.
+const unseenSQL = `t.synced_at < $4
   AND NOT EXISTS (SELECT 1 FROM sync_reconciliation_seen s
                   WHERE s.connection_id = $1 AND s.stream = $2 AND s.entity = $3 AND s.external_id = t.external_id)
   AND NOT EXISTS (SELECT 1 FROM pw_seen f WHERE f.entity = $3 AND f.external_id = t.external_id)`
 
+// tombstoneUnseenSQL tombstones the unseen rows of one table ($5 = now).
+const tombstoneUnseenSQL = `UPDATE %s t SET deleted_at = $5, synced_at = $5
+WHERE t.connection_id = $1 AND t.deleted_at IS NULL AND ` + unseenSQL
+
 // countUnseenSQL counts what tombstoneUnseenSQL would tombstone, and the live rows.
-const countUnseenSQL = `SELECT count(*) FILTER (WHERE t.synced_at < $4
-         AND NOT EXISTS (SELECT 1 FROM sync_reconciliation_seen s
-                         WHERE s.connection_id = $1 AND s.stream = $2 AND s.entity = $3 AND s.external_id = t.external_id)
-         AND NOT EXISTS (SELECT 1 FROM pw_seen f WHERE f.entity = $3 AND f.external_id = t.external_id)),
-       count(*)
+const countUnseenSQL = `SELECT count(*) FILTER (WHERE ` + unseenSQL + `), count(*)
 FROM %s t WHERE t.connection_id = $1 AND t.deleted_at IS NULL`
 
 // massTombstone reports whether tombstoning unseen of live rows looks like a broken read
